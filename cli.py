@@ -1,0 +1,123 @@
+"""`renraku`: the one entry point (SPEC §7)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from renraku.errors import RenrakuError
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from renraku.context import open_context
+    from renraku.pipeline.run import process_paths
+    from renraku.sinks.export import export
+
+    ctx = open_context()
+    try:
+        report = process_paths(ctx, [Path(p) for p in args.paths], channel=args.channel)
+        s = report.stats()
+        print(f"batch {report.batch_id}: {s['items']} files ({s['recorded']} recorded, "
+              f"{s['duplicates']} duplicates, {s['unsupported']} unsupported, {s['unreadable']} unreadable, "
+              f"{s['failed']} failed) in {report.seconds:.1f} s")
+        print(f"  sheets read: {report.sheets} ({report.forms} forms), fields: {report.fields} "
+              f"({report.flagged} flagged for review), applications: {report.applications}, "
+              f"findings: {report.findings}")
+        for item in report.items:
+            if item.status == "duplicate" and not args.verbose:
+                continue  # counted above; -v lists them
+            if item.status != "recorded" or item.reason:
+                print(f"  {item.status:11} {item.source_ref}: {item.reason}")
+        print(f"  data: {ctx.settings.home} (database {ctx.engine.url.render_as_string(hide_password=True)})")
+        if args.export:
+            with ctx.sessions() as session:
+                summary = export(session, Path(args.export))
+            print(f"  export: {summary.directory} ({summary.sheets} sheets, {summary.applications} "
+                  f"applications, {summary.staff} approved staff)")
+        return 1 if report.count("failed") else 0
+    finally:
+        ctx.close()
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from renraku.context import open_context
+    from renraku.sinks.export import export
+
+    ctx = open_context()
+    try:
+        with ctx.sessions() as session:
+            summary = export(session, Path(args.out))
+        print(f"export: {summary.directory} ({summary.sheets} sheets, {summary.applications} applications, "
+              f"{summary.staff} approved staff)")
+        return 0
+    finally:
+        ctx.close()
+
+
+def _cmd_template_derive(args: argparse.Namespace) -> int:
+    from renraku.config import DEFAULT_TEMPLATES_DIR
+    from renraku.extractors.derive import derive_templates, load_label_map
+
+    labels = Path(args.labels) if args.labels else DEFAULT_TEMPLATES_DIR / "labels.json"
+    out = Path(args.out) if args.out else None
+    label_map = load_label_map(labels)
+    for blank in args.blank:
+        for template in derive_templates(Path(blank), label_map):
+            text = template.to_json()
+            if out is None:
+                sys.stdout.write(text)
+                continue
+            out.mkdir(parents=True, exist_ok=True)
+            target = out / f"{template.form_id}.json"
+            target.write_text(text, encoding="utf-8")
+            print(f"{target}: {template.form_id}, {len(template.fields)} fields "
+                  f"(from {Path(blank).name} p.{template.source.page})", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="renraku", description="どこでも連絡帳 申請書類の受付")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="run the pipeline on files or folders now")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--channel", choices=["upload", "scan", "imap"], default="upload",
+                   help="how these files arrived (recorded with each document)")
+    p.add_argument("--export", metavar="DIR", help="also write the export (SPEC §3) to DIR")
+    p.set_defaults(func=_cmd_process)
+
+    p = sub.add_parser("export", help="write sheets.jsonl, applications.jsonl and staff.csv")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("template", help="sheet templates")
+    tsub = p.add_subparsers(dest="template_command", required=True)
+    d = tsub.add_parser("derive", help="derive templates from blank sheet PDFs")
+    d.add_argument("blank", nargs="+", metavar="BLANK.pdf")
+    d.add_argument("--labels", help="label mapping (default: samples/templates/labels.json)")
+    d.add_argument("--out", metavar="DIR", help="write <form_id>.json files here (default: print)")
+    d.set_defaults(func=_cmd_template_derive)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = os.environ.get("RENRAKU_LOG_LEVEL") or ["WARNING", "INFO", "DEBUG"][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except RenrakuError as exc:
+        print(f"renraku: {exc.reason}", file=sys.stderr)
+        return exc.exit_code
+    except FileNotFoundError as exc:
+        print(f"renraku: no such file or folder: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Settings: built-in defaults < config file (TOML) < environment variables `RENRAKU_*`.
+
+The config file is `$RENRAKU_CONFIG`, or `renraku.toml` in RENRAKU_HOME when it exists. Only
+settings live here; rule lists, templates and reading thresholds are data files of their own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_TEMPLATES_DIR = PACKAGE_DIR / "samples" / "templates"
+
+
+def default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "renraku"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("RENRAKU_CONFIG")
+    if explicit:
+        return Path(explicit)
+    home = Path(os.environ.get("RENRAKU_HOME") or default_home())
+    candidate = home / "renraku.toml"
+    return candidate if candidate.exists() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RENRAKU_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="データの置き場所")
+    db_url: str | None = Field(None, description="SQLAlchemy URL; 既定は RENRAKU_HOME の SQLite")
+    templates_dir: Path = DEFAULT_TEMPLATES_DIR
+    reading_config: Path = PACKAGE_DIR / "extractors" / "reading.toml"
+    render_dpi: int = Field(200, description="ページ画像とピクセル座標の解像度")
+
+    imap_host: str | None = None
+    imap_port: int | None = None
+    imap_user: str | None = None
+    imap_password: SecretStr | None = None
+    imap_folder: str = "INBOX"
+    imap_tls: Literal["ssl", "starttls", "none"] = "ssl"
+    imap_cafile: Path | None = None
+    scan_dir: Path | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'renraku.db'}"
+
+    @property
+    def documents_dir(self) -> Path:
+        return self.home / "documents"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,279 @@
+"""Pages: what a received document is made of, as plain data the later stages can read.
+
+A PDF page drawn by a program carries a text layer (glyphs with their boxes, vector shapes, placed
+images); a scanned page, a fax or a photo is only an image. Both are a `Page`; readers and
+classifiers choose by `page.kind`, so image reading plugs in without changing callers.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from renraku.errors import BrokenInput, UnsupportedInput
+
+Box = tuple[float, float, float, float]  # x0, top, x1, bottom (points, origin top-left)
+
+MAX_PDF_PAGES = 50
+# A page image covering this share of the page is a scan: any text on it is an OCR layer added by
+# scanner software, not what the sender typed, so the page is read as an image.
+SCAN_IMAGE_COVERAGE = 0.85
+
+
+@dataclass(frozen=True)
+class Glyph:
+    text: str
+    box: Box
+    size: float
+
+    @property
+    def cx(self) -> float:
+        return (self.box[0] + self.box[2]) / 2
+
+    @property
+    def cy(self) -> float:
+        return (self.box[1] + self.box[3]) / 2
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A vector object: printed rules and boxes, or a mark someone drew (tick, circle, stamp)."""
+
+    kind: Literal["rect", "line", "curve"]
+    box: Box
+    filled: bool = False
+
+
+@dataclass
+class TextLayer:
+    glyphs: list[Glyph] = field(default_factory=list)
+    shapes: list[Shape] = field(default_factory=list)
+    images: list[Box] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    number: int  # 1-based within the document
+    width: float  # points
+    height: float
+    text_layer: TextLayer | None = None
+    image: Any = None  # numpy array of an image page, filled by the image loader
+    note: str = ""
+
+    @property
+    def kind(self) -> Literal["text", "image"]:
+        return "text" if self.text_layer is not None else "image"
+
+
+# ---------------------------------------------------------------------------------- PDF loading
+
+def _is_visible(char: dict) -> bool:
+    colour = char.get("non_stroking_color")
+    # White text is not something a reader of the paper sees.
+    return not (isinstance(colour, (tuple, list)) and len(colour) in (1, 3)
+                and all(isinstance(c, (int, float)) and c >= 0.99 for c in colour))
+
+
+def _box(obj: dict) -> Box:
+    return (float(obj["x0"]), float(obj["top"]), float(obj["x1"]), float(obj["bottom"]))
+
+
+def text_layer_of(plumber_page: Any) -> TextLayer:
+    """The glyphs, shapes and images of a pdfplumber page as plain data."""
+    glyphs = [
+        Glyph(c["text"], _box(c), float(c.get("size") or (c["bottom"] - c["top"])))
+        for c in plumber_page.chars
+        if _is_visible(c)
+    ]
+    shapes = [Shape("rect", _box(r), bool(r.get("fill"))) for r in plumber_page.rects]
+    shapes += [Shape("line", _box(ln)) for ln in plumber_page.lines]
+    shapes += [Shape("curve", _box(c), bool(c.get("fill"))) for c in plumber_page.curves]
+    images = [_box(i) for i in plumber_page.images]
+    return TextLayer(glyphs, shapes, images)
+
+
+def _covered_by_image(layer: TextLayer, width: float, height: float) -> bool:
+    page_area = width * height
+    return any((x1 - x0) * (bottom - top) >= SCAN_IMAGE_COVERAGE * page_area for x0, top, x1, bottom in layer.images)
+
+
+def load_pdf(data: bytes, *, max_pages: int = MAX_PDF_PAGES) -> list[Page]:
+    """Every page of a PDF; raises BrokenInput for files pdfplumber cannot open."""
+    import pdfplumber
+    from pdfminer.pdfdocument import PDFPasswordIncorrect
+
+    try:
+        pdf = pdfplumber.open(io.BytesIO(data))
+    except Exception as exc:  # pdfminer raises many unrelated types on bad input; pdfplumber wraps them
+        inner = next((c for c in (exc.__cause__, *exc.args) if isinstance(c, Exception)), exc)
+        if isinstance(inner, PDFPasswordIncorrect):
+            raise BrokenInput("パスワードで保護された PDF は読めません", code="encrypted") from exc
+        raise BrokenInput(f"PDF として読めません（{type(inner).__name__}）", code="broken_pdf") from exc
+    with pdf:
+        try:
+            count = len(pdf.pages)
+        except Exception as exc:
+            raise BrokenInput(f"PDF のページを数えられません（{type(exc).__name__}）",
+                              code="broken_pdf") from exc
+        if count == 0:
+            raise BrokenInput("ページのない PDF です", code="empty_pdf")
+        if count > max_pages:
+            raise BrokenInput(f"ページ数が多すぎます（{count} ページ、上限 {max_pages}）",
+                              code="too_many_pages")
+        pages = []
+        for plumber_page in pdf.pages:
+            width, height = float(plumber_page.width), float(plumber_page.height)
+            try:
+                layer = text_layer_of(plumber_page)
+            except Exception as exc:
+                pages.append(Page(plumber_page.page_number, width, height,
+                                  note=f"ページの内容を読めません（{type(exc).__name__}）"))
+                continue
+            if not layer.glyphs or _covered_by_image(layer, width, height):
+                pages.append(Page(plumber_page.page_number, width, height))
+            else:
+                pages.append(Page(plumber_page.page_number, width, height, text_layer=layer))
+        return pages
+
+
+def load_image_file(data: bytes, media_type: str) -> list[Page]:
+    """Image files as image pages (one per frame of a multi-page TIFF).
+
+    Sizes are in points at the resolution the file declares (72 dpi when it declares none).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        frames = getattr(img, "n_frames", 1)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise BrokenInput(f"画像として読めません（{media_type}）", code="broken_image") from exc
+    if frames > MAX_PDF_PAGES:
+        raise BrokenInput(f"ページ数が多すぎます（{frames} ページ）", code="too_many_pages")
+    pages = []
+    for index in range(frames):
+        img.seek(index)
+        dpi = img.info.get("dpi") or (72, 72)
+        xdpi, ydpi = (float(dpi[0]) or 72.0, float(dpi[1]) or 72.0)
+        pages.append(Page(index + 1, img.width * 72 / xdpi, img.height * 72 / ydpi))
+    return pages
+
+
+# ------------------------------------------------------------------------------- media types
+
+PDF, TIFF, JPEG, PNG, EML = (
+    "application/pdf", "image/tiff", "image/jpeg", "image/png", "message/rfc822",
+)
+IMAGE_TYPES = frozenset({TIFF, JPEG, PNG})
+
+
+def sniff_media_type(data: bytes, name: str = "") -> str:
+    """The type by content (file names lie, especially in mail); the name only for e-mail."""
+    head = data[:1024]
+    if head.lstrip(b"\r\n\t ").startswith(b"%PDF") or b"%PDF-" in head[:1024]:
+        return PDF
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return TIFF
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head.startswith(b"PK\x03\x04"):
+        return "application/zip"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return "application/x-ole-storage"
+    if name.lower().endswith(".eml") or _looks_like_mail(head):
+        return EML
+    return "application/octet-stream"
+
+
+def _looks_like_mail(head: bytes) -> bool:
+    text = head.decode("latin-1", "replace")
+    first = text.splitlines()[:30]
+    names = {line.split(":", 1)[0].strip().lower() for line in first if ":" in line}
+    return len(names & {"from", "to", "subject", "date", "message-id", "mime-version", "received"}) >= 3
+
+
+def load_pages(data: bytes, media_type: str) -> list[Page]:
+    if media_type == PDF:
+        return load_pdf(data)
+    if media_type in IMAGE_TYPES:
+        return load_image_file(data, media_type)
+    raise UnsupportedInput(f"この形式のファイルは読み取りの対象外です（{media_type}）",
+                           code="unsupported_type")
+
+
+# ------------------------------------------------------------------------- words and lines
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    box: Box
+    glyphs: tuple[Glyph, ...]
+
+
+def _cluster_lines(glyphs: Iterable[Glyph]) -> list[list[Glyph]]:
+    lines: list[list[Glyph]] = []
+    for g in sorted(glyphs, key=lambda g: (g.cy, g.box[0])):
+        if lines:
+            line = lines[-1]
+            ref = statistics.median(x.cy for x in line)
+            size = max(max(x.size for x in line), g.size)
+            if abs(g.cy - ref) <= 0.4 * size:
+                line.append(g)
+                continue
+        lines.append([g])
+    return [sorted(line, key=lambda g: g.box[0]) for line in lines]
+
+
+def lines_of(glyphs: Iterable[Glyph]) -> list[list[Glyph]]:
+    """Glyphs grouped into text lines, top to bottom, each left to right."""
+    return _cluster_lines(glyphs)
+
+
+def words_of(glyphs: Iterable[Glyph], gap: float = 0.5) -> Iterator[Word]:
+    """Words: runs of glyphs on a line without white space or a gap wider than `gap` × size."""
+    for line in lines_of(glyphs):
+        run: list[Glyph] = []
+        for g in line:
+            if not g.text.strip():
+                if run:
+                    yield _word(run)
+                run = []
+                continue
+            if run and g.box[0] - run[-1].box[2] > gap * max(g.size, run[-1].size):
+                yield _word(run)
+                run = []
+            run.append(g)
+        if run:
+            yield _word(run)
+
+
+def _word(run: list[Glyph]) -> Word:
+    return Word(
+        "".join(g.text for g in run),
+        (min(g.box[0] for g in run), min(g.box[1] for g in run),
+         max(g.box[2] for g in run), max(g.box[3] for g in run)),
+        tuple(run),
+    )
+
+
+def line_text(line: list[Glyph], gap: float = 0.5) -> str:
+    """A line as text; a space where the PDF has one or where glyphs stand apart."""
+    out: list[str] = []
+    prev: Glyph | None = None
+    for g in line:
+        if not g.text.strip():
+            if out and out[-1] != " ":
+                out.append(" ")
+            prev = None
+            continue
+        apart = prev is not None and g.box[0] - prev.box[2] > gap * max(g.size, prev.size)
+        if apart and out and out[-1] != " ":
+            out.append(" ")
+        out.append(g.text)
+        prev = g
+    return "".join(out).strip()

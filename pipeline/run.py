@@ -1,0 +1,205 @@
+"""A batch: hand received items to the pipeline, store and record each exactly once, report.
+
+Order per item, so that nothing is lost and nothing is doubled: the bytes go into the document
+store first (durable, content-addressed); the item is read; then one database transaction records
+the document, its pages, sheets, fields, applications and findings together. A crash before the
+commit leaves only stored bytes, and a rerun records the item once; bytes already recorded are a
+duplicate and add nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from renraku.context import Context
+from renraku.pipeline.read import DocumentResult, read_document
+from renraku.sinks import models as m
+from renraku.sinks.records import document_by_sha, record_applications, record_document
+from sqlalchemy.exc import IntegrityError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Received:
+    """Bytes as they came in, and where from (a path, or an IMAP message reference)."""
+
+    data: bytes
+    name: str
+    source_ref: str
+    channel: str = "upload"
+
+
+@dataclass
+class ItemOutcome:
+    source_ref: str
+    sha256: str
+    status: str  # recorded | duplicate | unsupported | unreadable | failed
+    reason: str = ""
+    sheets: int = 0
+    documents: int = 0
+
+
+@dataclass
+class BatchReport:
+    batch_id: int
+    items: list[ItemOutcome] = field(default_factory=list)
+    sheets: int = 0
+    forms: int = 0
+    fields: int = 0
+    flagged: int = 0
+    applications: int = 0
+    findings: int = 0
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for i in self.items if i.status == status)
+
+    def stats(self) -> dict[str, int | float]:
+        return {
+            "items": len(self.items), "recorded": self.count("recorded"),
+            "duplicates": self.count("duplicate"), "unsupported": self.count("unsupported"),
+            "unreadable": self.count("unreadable"), "failed": self.count("failed"),
+            "sheets": self.sheets, "forms": self.forms, "fields": self.fields, "flagged": self.flagged,
+            "applications": self.applications, "findings": self.findings,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def files_under(paths: Iterable[Path], exclude: Path | None = None) -> Iterator[Path]:
+    """Files named, and files in folders named (recursively, in name order).
+
+    Hidden files are skipped, and so is `exclude` (renraku's own data folder, should someone point
+    the pipeline at a folder that contains it).
+    """
+    skip = exclude.resolve() if exclude else None
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if skip and (child.resolve() == skip or skip in child.resolve().parents):
+                    continue
+                if child.is_file() and not any(p.startswith(".") for p in child.relative_to(path).parts):
+                    yield child
+        elif path.is_file():
+            yield path
+        else:
+            raise FileNotFoundError(path)
+
+
+def _outcome_status(result: DocumentResult) -> tuple[str, str]:
+    """What an operator should see for an item: its own problem, or a note on its attachments."""
+    if result.status in ("unsupported", "unreadable"):
+        return result.status, result.reason
+    problems = [c for c in _walk(result) if c is not result and c.status in ("unsupported", "unreadable")]
+    if problems:
+        kinds = "、".join(sorted({c.reason for c in problems}))
+        return "recorded", f"添付ファイル {len(problems)} 件を読めません: {kinds}"
+    return "recorded", ""
+
+
+class Batch:
+    """One batch run; use as a context manager so the batch record is closed whatever happens."""
+
+    def __init__(self, ctx: Context, kind: str = "process") -> None:
+        self.ctx = ctx
+        self.kind = kind
+        self._t0 = time.monotonic()
+        with ctx.sessions.begin() as session:
+            row = m.Batch(kind=kind, status="running")
+            session.add(row)
+            session.flush()
+            self.report = BatchReport(batch_id=row.id)
+        log.info("batch %d started (%s)", self.report.batch_id, kind)
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        self.report.seconds = time.monotonic() - self._t0
+        with self.ctx.sessions.begin() as session:
+            row = session.get(m.Batch, self.report.batch_id)
+            assert row is not None
+            row.finished_at = m.utcnow()
+            row.status = "failed" if exc else "done"
+            row.error = f"{exc_type.__name__}" if exc_type else None
+            row.stats = self.report.stats()
+        log.info("batch %d %s: %s", self.report.batch_id, "failed" if exc else "done", self.report.stats())
+
+    def _is_recorded(self, digest: str) -> bool:
+        with self.ctx.sessions() as session:
+            return document_by_sha(session, digest) is not None
+
+    def receive(self, item: Received) -> ItemOutcome:
+        ctx = self.ctx
+        digest = ctx.store.put(item.data)  # durable before anything is recorded
+        if self._is_recorded(digest):
+            outcome = self._duplicate(item, digest)
+        else:
+            result = read_document(item.data, item.name, ctx.reading, is_known=self._is_recorded)
+            outcome = self._record(item, result)
+        self.report.items.append(outcome)
+        log.info("item %s… %s (%d sheets)", digest[:12], outcome.status, outcome.sheets)
+        return outcome
+
+    def _duplicate(self, item: Received, digest: str) -> ItemOutcome:
+        with self.ctx.sessions.begin() as session:
+            doc = document_by_sha(session, digest)
+            assert doc is not None
+            session.add(m.Receipt(batch_id=self.report.batch_id, document_id=doc.id,
+                                  source_ref=item.source_ref, duplicate=True))
+        return ItemOutcome(item.source_ref, digest, "duplicate", "既に受け付け済みの文書です")
+
+    def _record(self, item: Received, result: DocumentResult) -> ItemOutcome:
+        ctx = self.ctx
+        for part in _walk(result):  # attachments are stored under their own hash too
+            if part is not result and part.status != "duplicate":
+                ctx.store.put(part.data)
+        try:
+            with ctx.sessions.begin() as session:
+                batch = session.get(m.Batch, self.report.batch_id)
+                assert batch is not None
+                sheets = record_document(session, result, channel=item.channel, batch=batch,
+                                         dpi=ctx.settings.render_dpi)
+                doc = document_by_sha(session, result.sha256)
+                assert doc is not None
+                session.add(m.Receipt(batch_id=batch.id, document_id=doc.id, source_ref=item.source_ref))
+                apps = record_applications(session, sheets, batch=batch)
+                self._count(sheets, apps)
+        except IntegrityError:  # another process recorded the same bytes meanwhile
+            return self._duplicate(item, result.sha256)
+        status, reason = _outcome_status(result)
+        return ItemOutcome(item.source_ref, result.sha256, status, reason, sheets=len(sheets),
+                           documents=sum(1 for _ in _walk(result)))
+
+    def _count(self, sheets: list[m.Sheet], apps: list[m.Application]) -> None:
+        r = self.report
+        r.sheets += len(sheets)
+        r.forms += sum(1 for s in sheets if s.fields)
+        r.fields += sum(len(s.fields) for s in sheets)
+        r.flagged += sum(1 for s in sheets for f in s.fields if f.needs_review)
+        r.applications += len(apps)
+        r.findings += sum(len(a.findings) for a in apps)
+
+
+def _walk(result: DocumentResult) -> Iterator[DocumentResult]:
+    yield result
+    for child in result.children:
+        yield from _walk(child)
+
+
+def process_paths(ctx: Context, paths: Iterable[Path], channel: str = "upload") -> BatchReport:
+    """`renraku process`: every file under `paths` through the pipeline, as one batch."""
+    with Batch(ctx, "process") as batch:
+        for path in files_under(paths, exclude=ctx.settings.home):
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                batch.report.items.append(ItemOutcome(str(path), "", "failed", f"読めません: {exc.strerror}"))
+                continue
+            batch.receive(Received(data, path.name, str(path), channel))
+    return batch.report

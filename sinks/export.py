@@ -1,0 +1,105 @@
+"""The export of SPEC §3: sheets.jsonl, applications.jsonl and staff.csv of approved staff."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from renraku.sinks import models as m
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+STAFF_COLUMNS = ["application_id", "facility_name", "name", "name_kana", "job", "admin", "email"]
+
+
+@dataclass
+class ExportSummary:
+    directory: Path
+    sheets: int
+    applications: int
+    staff: int
+
+
+def sheet_record(sheet: m.Sheet) -> dict[str, Any]:
+    doc = sheet.page.document
+    return {
+        "sheet_id": sheet.public_id,
+        "application_id": sheet.application.public_id if sheet.application else None,
+        "form_id": sheet.form_id,
+        "source": {
+            "channel": doc.channel,
+            "file": doc.file_name,
+            "message_id": doc.message_id,
+            "page": sheet.page.number,
+            "sha256": doc.sha256,
+        },
+        "fields": {
+            f.path: {"value": f.value, "confidence": round(f.confidence, 4),
+                     "needs_review": f.needs_review, "method": f.method}
+            for f in sheet.fields
+        },
+        "status": sheet.status,
+    }
+
+
+def application_record(app: m.Application) -> dict[str, Any]:
+    return {
+        "application_id": app.public_id,
+        "kind": app.kind,
+        "facility_name": app.facility_name,
+        "sheets": [s.public_id for s in app.sheets],
+        "missing": list(app.missing),
+        "findings": [{"rule": f.rule, "field": f.field, "severity": f.severity, "message": f.message}
+                     for f in app.findings],
+        "status": app.status,
+    }
+
+
+def approved_staff(session: Session) -> Iterator[dict[str, Any]]:
+    """Staff rows of approved new-facility sets (the registry issue extends this to changes)."""
+    apps = session.scalars(select(m.Application).where(m.Application.status == "approved")
+                           .options(selectinload(m.Application.sheets).selectinload(m.Sheet.fields)))
+    for app in apps:
+        for sheet in app.sheets:
+            if sheet.form_id != "staff_registration":
+                continue
+            values = {f.path: f.value for f in sheet.fields}
+            for n in range(1, 100):
+                if f"staff[{n}].name" not in values:
+                    break
+                if not values.get(f"staff[{n}].name") and not values.get(f"staff[{n}].email"):
+                    continue
+                yield {"application_id": app.public_id, "facility_name": app.facility_name,
+                       **{col: values.get(f"staff[{n}].{col}", "") for col in STAFF_COLUMNS[2:]}}
+
+
+def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> int:
+    count = 0
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def export(session: Session, out_dir: Path) -> ExportSummary:
+    """Write the three export files into `out_dir` (created 0700: the export holds personal data)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sheets = session.scalars(select(m.Sheet).order_by(m.Sheet.id).options(
+        selectinload(m.Sheet.fields), selectinload(m.Sheet.page).selectinload(m.Page.document),
+        selectinload(m.Sheet.application)))
+    n_sheets = _write_jsonl(out_dir / "sheets.jsonl", (sheet_record(s) for s in sheets))
+    apps = session.scalars(select(m.Application).order_by(m.Application.id).options(
+        selectinload(m.Application.sheets), selectinload(m.Application.findings)))
+    n_apps = _write_jsonl(out_dir / "applications.jsonl", (application_record(a) for a in apps))
+    staff = pd.DataFrame(list(approved_staff(session)), columns=STAFF_COLUMNS)
+    staff.to_csv(out_dir / "staff.csv", index=False, encoding="utf-8")
+    return ExportSummary(out_dir, n_sheets, n_apps, len(staff))

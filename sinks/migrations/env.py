@@ -1,0 +1,17 @@
+"""Alembic environment: the engine comes from renraku (sinks.db), never from a hard-coded URL."""
+
+from alembic import context
+from renraku.sinks.models import Base
+from sqlalchemy import create_engine
+
+config = context.config
+engine = config.attributes.get("engine")
+if engine is None:  # plain `alembic` command line: URL from alembic's own config
+    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata,
+                      render_as_batch=connection.dialect.name == "sqlite")
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

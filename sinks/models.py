@@ -1,0 +1,172 @@
+"""Database records: documents and what was read from them, applications, findings, batches.
+
+The schema is changed only through Alembic migrations (sinks/migrations); a test checks that these
+models and the migrated schema agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Batch(Base):
+    """One run of the pipeline (a `renraku process` call or a scheduled pull): the unit of audit."""
+
+    __tablename__ = "batches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # process | run
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running | done | failed
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    receipts: Mapped[list[Receipt]] = relationship(back_populates="batch")
+
+
+class Document(Base):
+    """Received bytes, stored content-addressed; an e-mail's attachments are its children."""
+
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    media_type: Mapped[str] = mapped_column(String(100))
+    file_name: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(10))  # imap | scan | upload
+    message_id: Mapped[str | None] = mapped_column(Text)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    status: Mapped[str] = mapped_column(String(20))  # read | unsupported | unreadable | message
+    reason: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+
+    pages: Mapped[list[Page]] = relationship(back_populates="document", order_by="Page.number")
+    children: Mapped[list[Document]] = relationship(back_populates="parent")
+    parent: Mapped[Document | None] = relationship(back_populates="children", remote_side=[id])
+
+
+class Receipt(Base):
+    """Each time a batch was handed bytes: what it was (path, message) and whether already known."""
+
+    __tablename__ = "receipts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    source_ref: Mapped[str] = mapped_column(Text)
+    duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    batch: Mapped[Batch] = relationship(back_populates="receipts")
+    document: Mapped[Document] = relationship()
+
+
+class Page(Base):
+    __tablename__ = "pages"
+    __table_args__ = (UniqueConstraint("document_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))  # text | image
+    width_pt: Mapped[float] = mapped_column(Float)
+    height_pt: Mapped[float] = mapped_column(Float)
+    dpi: Mapped[int] = mapped_column(Integer)  # resolution of pixel boxes on this page
+
+    document: Mapped[Document] = relationship(back_populates="pages")
+    sheet: Mapped[Sheet | None] = relationship(back_populates="page")
+
+
+class Application(Base):
+    """The sheets of one facility's set, or one change notice, and its state of review."""
+
+    __tablename__ = "applications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # new_facility | staff_change
+    facility_name: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20))  # incomplete | needs_review | ready | approved | rejected
+    missing: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+
+    sheets: Mapped[list[Sheet]] = relationship(back_populates="application", order_by="Sheet.id")
+    findings: Mapped[list[Finding]] = relationship(back_populates="application", order_by="Finding.id",
+                                                   cascade="all, delete-orphan")
+
+    @property
+    def public_id(self) -> str:
+        return f"A{self.id:06d}"
+
+
+class Sheet(Base):
+    """A sheet record: one classified page and the fields read from it."""
+
+    __tablename__ = "sheets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), unique=True)
+    form_id: Mapped[str] = mapped_column(String(40))
+    score: Mapped[float] = mapped_column(Float, default=0.0)  # classification certainty
+    method: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # needs_review | ready | unreadable | not_a_form
+    reason: Mapped[str | None] = mapped_column(Text)
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    page: Mapped[Page] = relationship(back_populates="sheet")
+    application: Mapped[Application | None] = relationship(back_populates="sheets")
+    fields: Mapped[list[Field]] = relationship(back_populates="sheet", order_by="Field.id",
+                                               cascade="all, delete-orphan")
+
+    @property
+    def public_id(self) -> str:
+        return f"S{self.id:06d}"
+
+
+class Field(Base):
+    __tablename__ = "fields"
+    __table_args__ = (UniqueConstraint("sheet_id", "path"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sheet_id: Mapped[int] = mapped_column(ForeignKey("sheets.id"))
+    path: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[Any] = mapped_column(JSON)  # str, or bool for marks
+    raw: Mapped[str] = mapped_column(Text, default="")
+    confidence: Mapped[float] = mapped_column(Float)
+    needs_review: Mapped[bool] = mapped_column(Boolean)
+    method: Mapped[str] = mapped_column(String(20))  # text_layer | ocr | mark | human
+    note: Mapped[str] = mapped_column(Text, default="")
+    # The pixel box on the page image at the page's dpi: where an auditor finds the value.
+    x0: Mapped[int] = mapped_column(Integer)
+    y0: Mapped[int] = mapped_column(Integer)
+    x1: Mapped[int] = mapped_column(Integer)
+    y1: Mapped[int] = mapped_column(Integer)
+
+    sheet: Mapped[Sheet] = relationship(back_populates="fields")
+
+
+class Finding(Base):
+    """A registration rule's verdict on an application (SPEC §4)."""
+
+    __tablename__ = "findings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    rule: Mapped[str] = mapped_column(String(40))
+    field: Mapped[str | None] = mapped_column(String(80))
+    sheet_id: Mapped[int | None] = mapped_column(ForeignKey("sheets.id"))
+    severity: Mapped[str] = mapped_column(String(10))  # error | warning
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    application: Mapped[Application] = relationship(back_populates="findings")

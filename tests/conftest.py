@@ -1,0 +1,62 @@
+"""Shared fixtures: a private RENRAKU_HOME per test, the templates, the labelled dev set."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from renraku.config import DEFAULT_TEMPLATES_DIR, Settings
+from renraku.context import Context, open_context
+from renraku.extractors.fields import reading_config
+from renraku.extractors.templates import Template, load_templates
+from renraku.pipeline.read import ReadContext
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path | None:
+    """The secretariat's shared folder (forms, dev set, scorer) beside the checkout."""
+    for candidate in (os.environ.get("RENRAKU_SHARED"), REPO.parent / "shared", "/work/shared"):
+        if candidate and (Path(candidate) / "dev-set" / "truth.jsonl").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def templates() -> list[Template]:
+    return load_templates(DEFAULT_TEMPLATES_DIR)
+
+
+@pytest.fixture(scope="session")
+def read_ctx(templates: list[Template]) -> ReadContext:
+    return ReadContext(templates, reading_config(Settings().reading_config))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("RENRAKU_HOME", str(home))
+    monkeypatch.delenv("RENRAKU_DB_URL", raising=False)
+    monkeypatch.delenv("RENRAKU_CONFIG", raising=False)
+    return home
+
+
+@pytest.fixture
+def ctx(home: Path) -> Context:
+    context = open_context()
+    yield context
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def dev_set() -> Path:
+    shared = shared_dir()
+    if shared is None:
+        pytest.skip("the shared dev set (../shared/dev-set) is not beside this checkout")
+    return shared / "dev-set"
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

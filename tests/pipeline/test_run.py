@@ -1,0 +1,157 @@
+"""The batch end to end: files and e-mails in, records and an export out, each document once."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import io
+import random
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader, PdfWriter
+from renraku import normalize
+from renraku.context import Context
+from renraku.pipeline import run
+from renraku.pipeline.run import Received, process_paths
+from renraku.samples.generator import invent_set, render_pdf
+from renraku.sinks import models as m
+from renraku.sinks.export import export
+from sqlalchemy import func, select
+
+from tests.conftest import load_jsonl
+
+
+def counts(ctx: Context) -> dict[str, int]:
+    with ctx.sessions() as s:
+        return {t.__tablename__: s.scalar(select(func.count()).select_from(t))
+                for t in (m.Document, m.Page, m.Sheet, m.Field, m.Application, m.Finding)}
+
+
+def truth_sha(dev_set: Path, file: str) -> str:
+    if "#" not in file:
+        return hashlib.sha256((dev_set / file).read_bytes()).hexdigest()
+    eml, name = file.split("#", 1)
+    msg = email.message_from_bytes((dev_set / eml).read_bytes(), policy=email.policy.default)
+    part = next(p for p in msg.walk() if p.get_filename() == name)
+    return hashlib.sha256(part.get_payload(decode=True)).hexdigest()
+
+
+def expected(path: str, value):
+    if isinstance(value, bool):
+        return value
+    if path.endswith("email"):
+        return normalize.email(value)
+    return normalize.text(value)
+
+
+def test_dev_set_typed_pdfs_are_read_exactly_and_images_are_kept(dev_set: Path, ctx: Context, tmp_path: Path) -> None:
+    report = process_paths(ctx, [dev_set / "files", dev_set / "emails"])
+    assert report.count("failed") == 0
+    with ctx.sessions() as s:
+        export(s, tmp_path / "export")
+    sheets = {(r["source"]["sha256"], r["source"]["page"]): r for r in load_jsonl(tmp_path / "export" / "sheets.jsonl")}
+    typed = image = 0
+    for t in load_jsonl(dev_set / "truth.jsonl"):
+        sheet = sheets[(truth_sha(dev_set, t["file"]), t["page"])]  # every page is recorded
+        if t["degrade"] != "typed_pdf":
+            assert sheet["status"] == "unreadable" and sheet["form_id"] == "unknown"
+            image += 1
+            continue
+        typed += 1
+        assert sheet["form_id"] == t["form_id"], t["file"]
+        got = {p: f["value"] for p, f in sheet["fields"].items()}
+        assert got == {p: expected(p, v) for p, v in t["fields"].items()}, t["file"]
+        assert all(f["method"] == "text_layer" and not f["needs_review"] and f["confidence"] == 1.0
+                   for f in sheet["fields"].values())
+    assert typed == 12 and image == 31
+    with ctx.sessions() as s:
+        images = s.scalars(select(m.Document).where(m.Document.media_type.in_(["image/tiff", "image/jpeg"]))).all()
+        assert images and all(d.status == "unreadable" and d.reason for d in images)
+        assert all(ctx.store.verify(d.sha256) for d in s.scalars(select(m.Document)))
+
+
+def test_processing_the_same_folder_twice_adds_nothing(ctx: Context, tmp_path: Path) -> None:
+    inbox = Path(__file__).resolve().parents[2] / "samples" / "inbox"
+    first = process_paths(ctx, [inbox])
+    before = counts(ctx)
+    assert before["sheets"] == 11 and first.count("recorded") == 4
+    second = process_paths(ctx, [inbox])
+    assert counts(ctx) == before
+    assert second.count("duplicate") == len(second.items) == 4
+    with ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(m.Receipt).where(m.Receipt.duplicate)) == 4
+        assert [b.status for b in s.scalars(select(m.Batch).order_by(m.Batch.id))] == ["done", "done"]
+
+
+def test_the_same_file_twice_in_one_batch_is_stored_once(ctx: Context, tmp_path: Path) -> None:
+    pdf = render_pdf(invent_set(random.Random(1)))
+    (tmp_path / "in").mkdir()
+    for name in ("a.pdf", "copy of a.pdf"):
+        (tmp_path / "in" / name).write_bytes(pdf)
+    report = process_paths(ctx, [tmp_path / "in"])
+    assert [i.status for i in report.items] == ["recorded", "duplicate"]
+    assert counts(ctx)["documents"] == 1 and counts(ctx)["sheets"] == 3
+
+
+def test_bad_files_are_recorded_with_a_reason_and_the_batch_goes_on(ctx: Context, tmp_path: Path) -> None:
+    good = render_pdf(invent_set(random.Random(2)))
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(good)))
+    writer.encrypt(user_password="pw", owner_password="pw")
+    encrypted = io.BytesIO()
+    writer.write(encrypted)
+    (tmp_path / "1_truncated.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<<")
+    (tmp_path / "2_encrypted.pdf").write_bytes(encrypted.getvalue())
+    (tmp_path / "3_guide.docx").write_bytes(b"PK\x03\x04not really")
+    (tmp_path / "4_good.pdf").write_bytes(good)
+    report = process_paths(ctx, [tmp_path])  # the data folder inside tmp_path is not taken as input
+    assert [(Path(i.source_ref).name, i.status) for i in report.items] == [
+        ("1_truncated.pdf", "unreadable"), ("2_encrypted.pdf", "unreadable"),
+        ("3_guide.docx", "unsupported"), ("4_good.pdf", "recorded")]
+    assert all(i.reason for i in report.items[:3])
+    with ctx.sessions() as s:
+        docs = {d.file_name: d for d in s.scalars(select(m.Document))}
+        assert docs["2_encrypted.pdf"].reason == "パスワードで保護された PDF は読めません"
+        assert docs["3_guide.docx"].status == "unsupported"
+        assert len(docs["4_good.pdf"].pages) == 3
+        assert all(ctx.store.verify(d.sha256) for d in docs.values())
+
+
+def test_a_crash_before_the_commit_leaves_nothing_half_recorded(ctx: Context, monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    pdf = render_pdf(invent_set(random.Random(4)))
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "set.pdf").write_bytes(pdf)
+    real = run.record_applications
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("power cut")
+    monkeypatch.setattr(run, "record_applications", crash)
+    with pytest.raises(RuntimeError):
+        process_paths(ctx, [tmp_path / "in"])
+    assert counts(ctx)["documents"] == 0
+    assert ctx.store.path(hashlib.sha256(pdf).hexdigest()).exists()  # the bytes were kept
+    with ctx.sessions() as s:
+        assert s.scalars(select(m.Batch.status)).all() == ["failed"]
+    monkeypatch.setattr(run, "record_applications", real)
+    report = process_paths(ctx, [tmp_path / "in"])
+    assert report.count("recorded") == 1
+    assert counts(ctx)["documents"] == 1 and counts(ctx)["sheets"] == 3
+
+
+def test_an_email_is_opened_to_its_attachments(ctx: Context) -> None:
+    inbox = Path(__file__).resolve().parents[2] / "samples" / "inbox"
+    eml = inbox / "20250902_145005.eml"
+    batch = run.Batch(ctx)
+    with batch:
+        outcome = batch.receive(Received(eml.read_bytes(), eml.name, str(eml)))
+    assert outcome.status == "recorded" and outcome.sheets == 3 and "対象外" in outcome.reason
+    with ctx.sessions() as s:
+        msg = s.scalars(select(m.Document).where(m.Document.parent_id.is_(None))).one()
+        assert msg.status == "message" and msg.message_id
+        children = sorted(msg.children, key=lambda d: d.id)
+        assert [c.file_name for c in children] == ["利用申込書.pdf", "登録申請書.pdf", "誓約書.pdf", "利用案内.docx"]
+        assert all(c.message_id == msg.message_id for c in children)
+        app = s.scalars(select(m.Application)).one()
+        assert app.kind == "new_facility" and app.missing == [] and len(app.sheets) == 3

@@ -1,0 +1,98 @@
+"""The schema is migrated (not created ad hoc), on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from renraku.sinks import models as m
+from renraku.sinks.db import make_engine, migrate, session_factory
+from sqlalchemy import inspect, text
+
+
+def _roundtrip(url: str) -> None:
+    engine = make_engine(url)
+    migrate(engine)
+    migrate(engine)  # a second start changes nothing
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), m.Base.metadata)
+    assert diff == [], "models and migrations disagree: add a migration"
+    assert {"documents", "pages", "sheets", "fields", "applications", "findings", "batches",
+            "receipts", "alembic_version"} <= set(inspect(engine).get_table_names())
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        batch = m.Batch(kind="process")
+        doc = m.Document(sha256="a" * 64, size=3, media_type="application/pdf", file_name="申込書.pdf",
+                         channel="upload", status="read")
+        sheet = m.Sheet(page=m.Page(document=doc, number=1, kind="text", width_pt=595.3, height_pt=841.9, dpi=200),
+                        form_id="facility_pledge", method="text_layer", status="ready")
+        sheet.fields.append(m.Field(path="seal", kind="seal", value=True, confidence=1.0, needs_review=False,
+                                    method="text_layer", x0=1, y0=2, x1=3, y1=4))
+        sheet.fields.append(m.Field(path="facility_name", kind="text", value="さくら在宅クリニック",
+                                    confidence=1.0, needs_review=False, method="text_layer", x0=1, y0=2, x1=3, y1=4))
+        s.add_all([batch, sheet])
+    with sessions() as s:
+        got = s.query(m.Sheet).one()
+        assert {f.path: f.value for f in got.fields} == {"seal": True, "facility_name": "さくら在宅クリニック"}
+        assert got.page.document.file_name == "申込書.pdf"
+    engine.dispose()
+
+
+def test_sqlite_in_wal_mode(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'renraku.db'}"
+    _roundtrip(url)
+    with make_engine(url).connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture
+def postgres_url():
+    """A private PostgreSQL cluster in a temp folder (never the system service)."""
+    if os.environ.get("RENRAKU_TEST_PG_URL"):
+        yield os.environ["RENRAKU_TEST_PG_URL"]
+        return
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (apt install postgresql)")
+    # Directly under /tmp: pytest's own temp folders are private to root, the server user can't enter.
+    data = Path(tempfile.mkdtemp(prefix="renraku-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres user
+        shutil.chown(data, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "renraku", "--auth=trust",
+                    "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
+    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "-o",
+                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        for _ in range(50):
+            if subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        yield f"postgresql+psycopg://renraku@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_postgresql_by_url(postgres_url: str) -> None:
+    _roundtrip(postgres_url)

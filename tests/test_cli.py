@@ -1,0 +1,46 @@
+"""The command line an administrator uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from renraku.cli import main
+
+from tests.conftest import load_jsonl
+
+INBOX = Path(__file__).resolve().parents[1] / "samples" / "inbox"
+
+
+def test_process_prints_a_summary_and_writes_the_export(home: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["process", str(INBOX), "--export", str(tmp_path / "export")]) == 0
+    out = capsys.readouterr().out
+    assert "4 files (4 recorded" in out
+    assert "sheets read: 11 (10 forms)" in out
+    assert str(home) in out
+    assert len(load_jsonl(tmp_path / "export" / "sheets.jsonl")) == 11
+    assert (home / "renraku.db").exists()
+
+    assert main(["process", str(INBOX)]) == 0
+    assert "4 duplicates" in capsys.readouterr().out
+    assert main(["export", "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "sheets.jsonl").read_text() == (tmp_path / "export" / "sheets.jsonl").read_text()
+
+
+def test_a_missing_path_is_an_error_not_a_trace(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["process", "/nonexistent/inbox"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_configuration_from_a_file_and_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from renraku.config import load_settings
+
+    config = tmp_path / "renraku.toml"
+    config.write_text(f'home = "{tmp_path / "data"}"\nrender_dpi = 300\nimap_tls = "starttls"\n')
+    monkeypatch.setenv("RENRAKU_CONFIG", str(config))
+    monkeypatch.delenv("RENRAKU_HOME", raising=False)
+    monkeypatch.setenv("RENRAKU_IMAP_TLS", "none")  # the environment wins over the file
+    settings = load_settings()
+    assert settings.home == tmp_path / "data" and settings.render_dpi == 300 and settings.imap_tls == "none"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'data' / 'renraku.db'}"
