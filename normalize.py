@@ -37,8 +37,12 @@ def compact(raw: str | None) -> str:
 
 
 def email(raw: str | None) -> str:
-    """Lower-case with full-width characters folded and no white space inside."""
-    return compact(raw).lower()
+    """Lower-case with full-width characters folded (NFKC), trimmed.
+
+    White space inside is kept: an address written with a space is not deliverable, and the rules
+    must see it (`invalid_email`), not a silently repaired address.
+    """
+    return text(raw).lower()
 
 
 def digits(raw: str | None) -> str:
@@ -66,7 +70,10 @@ _HIRA_START, _KATA_START, _KATA_END = 0x3041, 0x30A1, 0x30F6
 
 
 def kana(raw: str | None) -> str:
-    """A reading in hiragana: katakana and half-width katakana are folded (ー stays)."""
+    """A reading folded to hiragana (katakana, half-width katakana; ー stays): for comparing.
+
+    The stored value keeps the script the sender used (`normalise("kana", …)` is NFKC only).
+    """
     s = text(raw)
     out = []
     for ch in s:
@@ -185,8 +192,8 @@ def normalise(kind: str, raw: str | None) -> Normalised:
             return Normalised(reading.iso)
         return Normalised(text(raw), False, reading.problem)
     if kind == "kana":
-        v = kana(raw)
-        ok = not v or bool(_KANA_SHAPE.match(v))
+        v = text(raw)
+        ok = not v or bool(_KANA_SHAPE.match(kana(v)))
         return Normalised(v, ok, "" if ok else "ふりがなにかな以外の文字があります")
     return Normalised(text(raw))
 
@@ -196,7 +203,7 @@ def comparable(kind: str, value: str | None) -> str:
     if kind in ("phone", "postal_code"):
         return digits(value)
     if kind == "email":
-        return email(value)
+        return compact(value).lower()
     if kind == "kana":
         return compact(kana(value))
     if kind == "date":

@@ -80,7 +80,7 @@ def test_text_is_nfkc_and_trimmed(written, value) -> None:
 @pytest.mark.parametrize(("written", "value"), [
     ("T-Kobayashi@Yahoo.co.jp", "t-kobayashi@yahoo.co.jp"),
     ("ｔ－ｋｏｂａｙａｓｈｉ＠ｙａｈｏｏ．ｃｏ．ｊｐ", "t-kobayashi@yahoo.co.jp"),  # full width folded
-    (" kato.yumi @ motegi-vns.jp ", "kato.yumi@motegi-vns.jp"),  # spaces from OCR
+    (" kato.yumi@motegi-vns.jp ", "kato.yumi@motegi-vns.jp"),  # surrounding spaces go
     ("KIMURA_WATARU@HOTMAIL.CO.JP", "kimura_wataru@hotmail.co.jp"),
 ])
 def test_email_is_lower_case_and_folded(written: str, value: str) -> None:
@@ -88,7 +88,12 @@ def test_email_is_lower_case_and_folded(written: str, value: str) -> None:
     assert normalize.normalise("email", written).ok
 
 
-@pytest.mark.parametrize("written", ["kato.yumi.motegi-vns.jp", "kato@yumi@x.jp", "kato@localhost"])
+def test_a_space_inside_an_address_stays_for_the_rules_to_judge() -> None:
+    assert normalize.email("Tsubasa_Ota82 @Gmail.com") == "tsubasa_ota82 @gmail.com"
+
+
+@pytest.mark.parametrize("written", ["kato.yumi.motegi-vns.jp", "kato@yumi@x.jp", "kato@localhost",
+                                     "tsubasa_ota82 @gmail.com"])
 def test_email_without_its_shape_is_flagged(written: str) -> None:
     n = normalize.normalise("email", written)
     assert not n.ok and "メール" in n.note
@@ -135,8 +140,17 @@ def test_postal_code(written: str, value: str, ok: bool) -> None:
     ("ホウモンカンゴステーション", "ほうもんかんごすてーしょん"),  # ー stays
     ("ヴァイオリン", "ゔぁいおりん"),
 ])
-def test_kana_readings_fold_to_hiragana(written: str, value: str) -> None:
+def test_kana_readings_fold_to_hiragana_for_comparing(written: str, value: str) -> None:
     assert normalize.kana(written) == value
+    assert normalize.normalise("kana", written).ok
+
+
+@pytest.mark.parametrize(("written", "value"), [
+    ("フジタ ユキ", "フジタ ユキ"),  # the sender's script is kept
+    ("ｺﾊﾞﾔｼ　ﾄﾓﾐ", "コバヤシ トモミ"),  # half width made full width (NFKC)
+    ("こばやし ともみ", "こばやし ともみ"),
+])
+def test_kana_values_keep_their_script(written: str, value: str) -> None:
     assert normalize.normalise("kana", written) == normalize.Normalised(value)
 
 
@@ -145,8 +159,9 @@ def test_kana_with_kanji_is_flagged() -> None:
     assert not n.ok
 
 
-def test_readings_compare_regardless_of_script_and_spacing() -> None:
+def test_readings_and_addresses_compare_regardless_of_script_and_spacing() -> None:
     assert normalize.comparable("kana", "コバヤシトモミ") == normalize.comparable("kana", "こばやし ともみ")
+    assert normalize.comparable("email", "Kato.Yumi @motegi-vns.jp") == "kato.yumi@motegi-vns.jp"
 
 
 def test_empty_values_are_ok_and_empty() -> None:
