@@ -79,6 +79,59 @@ def _cmd_template_derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_registry_import(args: argparse.Namespace) -> int:
+    from renraku.context import open_context
+    from renraku.errors import RegistryImportError
+    from renraku.sinks.registry import import_csv
+    from renraku.validators import load_rule_config
+
+    ctx = open_context()
+    try:
+        with ctx.sessions.begin() as session:
+            report = import_csv(session, Path(args.file).read_bytes(), load_rule_config(), actor=args.actor)
+    except RegistryImportError as exc:
+        print(f"renraku: {exc.reason}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        ctx.close()
+    print(f"registry: {report.facilities_added} facilities added, {report.staff_added} staff added, "
+          f"{report.staff_updated} updated, {report.unchanged} unchanged")
+    return 0
+
+
+def _cmd_registry_export(args: argparse.Namespace) -> int:
+    from renraku.context import open_context
+    from renraku.sinks.registry import export_csv
+
+    ctx = open_context()
+    try:
+        with ctx.sessions() as session:
+            n = export_csv(session, Path(args.out))
+    finally:
+        ctx.close()
+    print(f"registry: {n} rows written to {args.out}")
+    return 0
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from renraku.context import open_context
+    from renraku.sinks.audit import verify
+
+    ctx = open_context()
+    try:
+        with ctx.sessions() as session:
+            report = verify(session)
+    finally:
+        ctx.close()
+    if report.ok:
+        print(f"audit log: {report.entries} entries, chain intact")
+        return 0
+    print(f"audit log: entry {report.broken_at} does not verify: {report.reason}", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="renraku", description="どこでも連絡帳 申請書類の受付")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
@@ -102,6 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--labels", help="label mapping (default: samples/templates/labels.json)")
     d.add_argument("--out", metavar="DIR", help="write <form_id>.json files here (default: print)")
     d.set_defaults(func=_cmd_template_derive)
+
+    p = sub.add_parser("registry", help="the registry of facilities and staff")
+    rsub = p.add_subparsers(dest="registry_command", required=True)
+    r = rsub.add_parser("import", help="import a registry CSV (all rows or none; safe to repeat)")
+    r.add_argument("file", metavar="FILE.csv")
+    r.add_argument("--actor", default="import", help="who imports (for the audit log)")
+    r.set_defaults(func=_cmd_registry_import)
+    r = rsub.add_parser("export", help="write the registry as CSV (the import format)")
+    r.add_argument("--out", required=True, metavar="FILE.csv")
+    r.set_defaults(func=_cmd_registry_export)
+
+    p = sub.add_parser("audit", help="the audit log")
+    asub = p.add_subparsers(dest="audit_command", required=True)
+    a = asub.add_parser("verify", help="check that no audit entry was changed, removed or reordered")
+    a.set_defaults(func=_cmd_audit_verify)
     return parser
 
 
@@ -117,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"renraku: no such file or folder: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `renraku process … | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -58,3 +58,28 @@ class BrokenInput(InputError):
     """A file that claims a type but cannot be parsed (truncated, corrupt, encrypted)."""
 
     code = "broken"
+
+
+class PermissionDenied(RenrakuError):
+    """The person's role does not allow the action (a reviewer approving, an auditor correcting)."""
+
+    code = "forbidden"
+    exit_code = 3
+
+
+class DecisionRefused(RenrakuError):
+    """An application cannot be approved (open errors, unchecked fields) or a change cannot apply."""
+
+    code = "refused"
+    exit_code = 6
+
+
+class RegistryImportError(RenrakuError):
+    """A registry CSV with bad rows: nothing is imported, every bad row is named."""
+
+    code = "registry_import"
+    exit_code = 7
+
+    def __init__(self, reason: str, problems: list[str]) -> None:
+        super().__init__(reason)
+        self.problems = problems

@@ -1,13 +1,16 @@
 """Grouping sheet records into applications.
 
-For now a received item (a file, or an e-mail with its attachments) is grouped on its own: its
-new-facility sheets form one application, each change notice is its own application, fax cover
-sheets and unknown pages join nothing. Grouping across items and days comes with the rules issue.
+The new-facility sheets of one received item (a file, or an e-mail with its attachments) form one
+set; each change notice is its own application; fax cover sheets and unknown pages join nothing.
+A set that lacks sheets waits: a later item naming the same facility (sinks/records.py decides,
+with `facility_identity`) completes it, whatever channel or day it comes by.
 """
 
 from __future__ import annotations
 
+from renraku import normalize
 from renraku.validators import ApplicationView, SheetView
+from renraku.validators.identity import FacilityIdentity
 
 NEW_FACILITY_FORMS = ("usage_application", "staff_registration", "facility_pledge")
 CHANGE_FORM = "staff_change"
@@ -32,3 +35,12 @@ def facility_name(app: ApplicationView) -> str:
         if sheet and sheet.values.get("facility_name"):
             return str(sheet.values["facility_name"])
     return ""
+
+
+def facility_identity(app: ApplicationView) -> FacilityIdentity:
+    usage = app.sheet("usage_application")
+    return FacilityIdentity(
+        name=facility_name(app),
+        phone=normalize.digits(str(usage.get("phone"))) if usage else "",
+        postal_code=normalize.digits(str(usage.get("postal_code"))) if usage else "",
+    )

@@ -14,7 +14,7 @@ from renraku.sinks import models as m
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-STAFF_COLUMNS = ["application_id", "facility_name", "name", "name_kana", "job", "admin", "email"]
+STAFF_COLUMNS = ["facility_name", "name", "name_kana", "job", "admin", "email", "source", "registered_on"]
 
 
 @dataclass
@@ -61,21 +61,13 @@ def application_record(app: m.Application) -> dict[str, Any]:
 
 
 def approved_staff(session: Session) -> Iterator[dict[str, Any]]:
-    """Staff rows of approved new-facility sets (the registry issue extends this to changes)."""
-    apps = session.scalars(select(m.Application).where(m.Application.status == "approved")
-                           .options(selectinload(m.Application.sheets).selectinload(m.Sheet.fields)))
-    for app in apps:
-        for sheet in app.sheets:
-            if sheet.form_id != "staff_registration":
-                continue
-            values = {f.path: f.value for f in sheet.fields}
-            for n in range(1, 100):
-                if f"staff[{n}].name" not in values:
-                    break
-                if not values.get(f"staff[{n}].name") and not values.get(f"staff[{n}].email"):
-                    continue
-                yield {"application_id": app.public_id, "facility_name": app.facility_name,
-                       **{col: values.get(f"staff[{n}].{col}", "") for col in STAFF_COLUMNS[2:]}}
+    """The registry's active staff: imported, or added by approved applications."""
+    staff = session.scalars(select(m.Staff).where(m.Staff.active).order_by(m.Staff.id)
+                            .options(selectinload(m.Staff.facility)))
+    for s in staff:
+        yield {"facility_name": s.facility.name, "name": s.name, "name_kana": s.name_kana, "job": s.job,
+               "admin": s.admin, "email": s.email, "source": s.source,
+               "registered_on": s.registered_on.isoformat() if s.registered_on else ""}
 
 
 def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> int:

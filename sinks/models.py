@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -100,6 +100,9 @@ class Application(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    decided_by: Mapped[str | None] = mapped_column(String(80))  # who approved or rejected
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_note: Mapped[str | None] = mapped_column(Text)
 
     sheets: Mapped[list[Sheet]] = relationship(back_populates="application", order_by="Sheet.id")
     findings: Mapped[list[Finding]] = relationship(back_populates="application", order_by="Finding.id",
@@ -168,5 +171,65 @@ class Finding(Base):
     severity: Mapped[str] = mapped_column(String(10))  # error | warning
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A supervisor may override an error with a written reason; the override survives re-checks
+    # for as long as the same rule still finds the same field.
+    overridden_by: Mapped[str | None] = mapped_column(String(80))
+    overridden_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    override_reason: Mapped[str | None] = mapped_column(Text)
 
     application: Mapped[Application] = relationship(back_populates="findings")
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error" and self.overridden_by is None
+
+
+class Facility(Base):
+    """A registered facility (the secretariat's ledger)."""
+
+    __tablename__ = "facilities"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # identity.facility_key of the name
+    name: Mapped[str] = mapped_column(Text)
+    name_kana: Mapped[str] = mapped_column(Text, default="")
+    postal_code: Mapped[str] = mapped_column(String(20), default="")
+    address: Mapped[str] = mapped_column(Text, default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    source: Mapped[str] = mapped_column(String(40))  # import | A000012
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    staff: Mapped[list[Staff]] = relationship(back_populates="facility", order_by="Staff.id")
+
+
+class Staff(Base):
+    """A registered person; removal keeps the row (active = false) for the record."""
+
+    __tablename__ = "staff"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"))
+    name: Mapped[str] = mapped_column(Text)
+    name_kana: Mapped[str] = mapped_column(Text, default="")
+    job: Mapped[str] = mapped_column(Text, default="")
+    email: Mapped[str] = mapped_column(String(320))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    registered_on: Mapped[dt.date | None] = mapped_column(Date)
+    removed_on: Mapped[dt.date | None] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(40))  # import | A000012
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    facility: Mapped[Facility] = relationship(back_populates="staff")
+
+
+class AuditEntry(Base):
+    """An append-only, hash-chained log of what people did (corrections, decisions, overrides)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(80))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # no two entries continue one: no forks
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

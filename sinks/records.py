@@ -1,18 +1,21 @@
-"""Writing what the pipeline read into the database, and reading it back as domain views."""
+"""Writing what the pipeline read into the database, grouping it into applications, checking them."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from renraku.pipeline.grouping import facility_name, group_sheets
+from renraku import normalize
+from renraku.pipeline.grouping import NEW_FACILITY_FORMS, facility_identity, facility_name, group_sheets
 from renraku.pipeline.read import DocumentResult, PageResult
 from renraku.sinks import models as m
-from renraku.validators import ApplicationView, SheetView, check
+from renraku.validators import ApplicationView, SheetView, check, load_rule_config
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 NOT_A_FORM = "cover"
+OPEN = ("incomplete", "needs_review", "ready")
 
 
 def document_by_sha(session: Session, digest: str) -> m.Document | None:
@@ -70,7 +73,13 @@ def record_document(session: Session, result: DocumentResult, *, channel: str, b
 
 
 def sheet_view(sheet: m.Sheet) -> SheetView:
-    return SheetView(key=sheet.id, form_id=sheet.form_id, values={f.path: f.value for f in sheet.fields})
+    return SheetView(key=sheet.id, form_id=sheet.form_id, values={f.path: f.value for f in sheet.fields},
+                     raw={f.path: f.raw for f in sheet.fields})
+
+
+def application_view(app: m.Application) -> ApplicationView:
+    return ApplicationView(app.kind, [sheet_view(s) for s in app.sheets], list(app.missing), key=app.id,
+                           label=app.public_id)
 
 
 def application_status(app: m.Application) -> str:
@@ -79,32 +88,98 @@ def application_status(app: m.Application) -> str:
     if app.missing:
         return "incomplete"
     needs_review = any(f.needs_review for s in app.sheets for f in s.fields)
-    if needs_review or any(f.severity == "error" for f in app.findings):
+    if needs_review or any(f.blocking for f in app.findings):
         return "needs_review"
     return "ready"
 
 
+def _open_set_for(session: Session, view: ApplicationView, config: dict[str, Any]) -> m.Application | None:
+    """An open new-facility set of the same facility that still lacks every sheet `view` brings."""
+    identity = facility_identity(view)
+    if not identity.name:
+        return None
+    forms = {s.form_id for s in view.sheets}
+    candidates = session.scalars(
+        select(m.Application).where(m.Application.kind == "new_facility", m.Application.status.in_(OPEN))
+        .order_by(m.Application.id.desc())
+        .options(selectinload(m.Application.sheets).selectinload(m.Sheet.fields)))
+    for app in candidates:
+        if not forms <= set(app.missing):
+            continue
+        if facility_identity(application_view(app)).same_as(identity, config):
+            return app
+    return None
+
+
 def record_applications(session: Session, sheets: Iterable[m.Sheet], *, batch: m.Batch,
                         rule_config: dict[str, Any] | None = None) -> list[m.Application]:
-    """Group new sheet records into applications and store the rules' findings on them."""
+    """Group new sheet records into applications, joining sets that wait for a late sheet.
+
+    Returns the applications that were created or completed, after their rules ran.
+    """
+    config = rule_config if rule_config is not None else load_rule_config()
     by_id = {s.id: s for s in sheets}
-    out = []
+    touched: list[m.Application] = []
     for view in group_sheets([sheet_view(s) for s in by_id.values()]):
-        app = m.Application(kind=view.kind, facility_name=facility_name(view), missing=view.missing,
-                            status="incomplete", batch_id=batch.id)
-        session.add(app)
+        app = _open_set_for(session, view, config) if view.kind == "new_facility" else None
+        if app is None:
+            app = m.Application(kind=view.kind, facility_name="", missing=[], status="incomplete",
+                                batch_id=batch.id)
+            session.add(app)
         for sv in view.sheets:
             by_id[sv.key].application = app
-        store_findings(app, view, rule_config)
-        app.status = application_status(app)
-        out.append(app)
+        session.flush()
+        touched.append(app)
+    for app in touched:
+        revalidate(session, app, config)
+    for other in _sharing_addresses(session, touched):
+        revalidate(session, other, config)
     session.flush()
-    return out
+    return touched
 
 
-def store_findings(app: m.Application, view: ApplicationView, rule_config: dict[str, Any] | None) -> None:
-    """Replace the application's findings with what the rules say now."""
+def _sharing_addresses(session: Session, apps: list[m.Application]) -> list[m.Application]:
+    """Open applications that name an address one of `apps` names: their duplicate findings change."""
+    from renraku.validators.common import rows
+
+    def addresses(app: m.Application) -> set[str]:
+        return {normalize.comparable("email", r.text("email")) for r in rows(application_view(app))} - {""}
+
+    mine = set().union(*(addresses(a) for a in apps)) if apps else set()
+    ids = {a.id for a in apps}
+    others = session.scalars(select(m.Application).where(m.Application.status.in_(OPEN))
+                             .options(selectinload(m.Application.sheets).selectinload(m.Sheet.fields)))
+    return [o for o in others if o.id not in ids and addresses(o) & mine]
+
+
+def revalidate(session: Session, app: m.Application, config: dict[str, Any] | None = None,
+               today: dt.date | None = None) -> None:
+    """Re-run the rules of one application (after a sheet joined or a field was corrected).
+
+    Findings are replaced; a supervisor's override is kept while the same rule still finds the same
+    field. The status follows.
+    """
+    from renraku.sinks.registry import rule_context
+
+    config = config if config is not None else load_rule_config()
+    session.flush()
+    session.refresh(app, ["sheets"])
+    view = application_view(app)
+    if app.kind == "new_facility":
+        present = {s.form_id for s in app.sheets}
+        required = config.get("new_facility", {}).get("required_sheets", list(NEW_FACILITY_FORMS))
+        view.missing = [f for f in required if f not in present]
+        app.missing = view.missing
+    app.facility_name = facility_name(view)
+    overrides = {(f.rule, f.field, f.sheet_id): f for f in app.findings if f.overridden_by}
     app.findings.clear()
-    for f in check(view, rule_config):
-        app.findings.append(m.Finding(rule=f.rule, field=f.field, severity=f.severity,
-                                      message=f.message, sheet_id=f.sheet_key))
+    session.flush()
+    context = rule_context(session, config, exclude=app.id, today=today)
+    for f in check(view, context, config):
+        finding = m.Finding(rule=f.rule, field=f.field, severity=f.severity, message=f.message, sheet_id=f.sheet_key)
+        kept = overrides.get((f.rule, f.field, f.sheet_key))
+        if kept is not None:
+            finding.overridden_by, finding.overridden_at = kept.overridden_by, kept.overridden_at
+            finding.override_reason = kept.override_reason
+        app.findings.append(finding)
+    app.status = application_status(app)

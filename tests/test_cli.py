@@ -44,3 +44,19 @@ def test_configuration_from_a_file_and_the_environment(tmp_path: Path, monkeypat
     settings = load_settings()
     assert settings.home == tmp_path / "data" and settings.render_dpi == 300 and settings.imap_tls == "none"
     assert settings.database_url == f"sqlite:///{tmp_path / 'data' / 'renraku.db'}"
+
+
+def test_registry_import_and_export(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sample = Path(__file__).resolve().parents[1] / "samples" / "registry.csv"
+    assert main(["registry", "import", str(sample)]) == 0
+    assert "3 facilities added, 5 staff added" in capsys.readouterr().out
+    assert main(["registry", "import", str(sample)]) == 0
+    assert "0 facilities added, 0 staff added, 0 updated, 5 unchanged" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    bad.write_text(sample.read_text(encoding="utf-8") + "みどり薬局 芳賀店,,,,,名前,,,,not-an-address,\n", encoding="utf-8")
+    assert main(["registry", "import", str(bad)]) == 7
+    assert "7 行目" in capsys.readouterr().err
+    assert main(["registry", "export", "--out", str(tmp_path / "registry.csv")]) == 0
+    assert len((tmp_path / "registry.csv").read_text(encoding="utf-8").splitlines()) == 6
+    assert main(["audit", "verify"]) == 0
+    assert "2 entries, chain intact" in capsys.readouterr().out

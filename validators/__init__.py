@@ -1,14 +1,17 @@
 """The registration rules of SPEC §4, one small unit per rule.
 
-A rule looks at one application (its sheets and their field values) and yields findings. Rules
-register themselves by id; which ones run, and the lists they use, are configuration
-(validators/rules.toml).
+A rule looks at one application (its sheets and their field values) in the light of what is already
+known (the registry, the other applications in the queue) and yields findings. Rules register
+themselves by id; which ones run, and the lists they use, are configuration (validators/rules.toml).
+Rules are pure: they read an `ApplicationView` and a `RuleContext`, never the database.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 from renraku.errors import ConfigError
 
 RULES_FILE = Path(__file__).resolve().parent / "rules.toml"
+ROW = re.compile(r"^(staff|changes)\[(\d+)\]\.(.+)$")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,21 @@ class SheetView:
     key: Any
     form_id: str
     values: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, str] = field(default_factory=dict)  # what was read before normalisation
+
+    def get(self, path: str) -> Any:
+        value = self.values.get(path)
+        return "" if value is None else value
+
+    def rows(self, prefix: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The numbered rows (staff[n].*, changes[n].*) as {sub-path: value}, in order."""
+        rows: dict[int, dict[str, Any]] = {}
+        for path, value in self.values.items():
+            m = ROW.match(path)
+            if m and m.group(1) == prefix:
+                rows.setdefault(int(m.group(2)), {})[m.group(3)] = value
+        for n in sorted(rows):
+            yield n, rows[n]
 
 
 @dataclass
@@ -41,12 +60,40 @@ class ApplicationView:
     kind: str  # new_facility | staff_change
     sheets: list[SheetView]
     missing: list[str] = field(default_factory=list)
+    key: Any = None
+    label: str = ""  # how staff refer to it (A000012)
 
     def sheet(self, form_id: str) -> SheetView | None:
         return next((s for s in self.sheets if s.form_id == form_id), None)
 
 
-Rule = Callable[[ApplicationView, dict[str, Any]], Iterable[Finding]]
+@dataclass(frozen=True)
+class KnownStaff:
+    """A person registered in the registry, or named on another application in the queue."""
+
+    facility: str  # facility key (identity.facility_key)
+    name: str
+    email: str  # comparable form (normalize.comparable("email", …))
+    admin: bool = False
+    facility_name: str = ""
+    where: str = ""  # for messages: 申請 A000003 の2行目のメールアドレス
+
+
+@dataclass
+class RuleContext:
+    """What the rules may know beyond the application itself."""
+
+    today: dt.date = field(default_factory=dt.date.today)
+    facilities: dict[str, str] = field(default_factory=dict)  # facility key → registered name
+    staff: list[KnownStaff] = field(default_factory=list)  # registered, active
+    queued: list[KnownStaff] = field(default_factory=list)  # addresses on other open applications
+    pending_facilities: set[str] = field(default_factory=set)  # keys of open new-facility sets
+
+    def registered_staff(self, facility_key: str) -> list[KnownStaff]:
+        return [s for s in self.staff if s.facility == facility_key]
+
+
+Rule = Callable[[ApplicationView, RuleContext, dict[str, Any]], Iterable[Finding]]
 RULES: dict[str, Rule] = {}
 
 
@@ -58,7 +105,7 @@ def rule(rule_id: str) -> Callable[[Rule], Rule]:
 
 
 @lru_cache(maxsize=4)
-def load_rule_config(path: str = str(RULES_FILE)) -> dict[str, Any]:
+def _load_rule_config(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -66,14 +113,30 @@ def load_rule_config(path: str = str(RULES_FILE)) -> dict[str, Any]:
         raise ConfigError(f"ルール設定を読めません: {path}: {exc}") from exc
 
 
-def check(app: ApplicationView, config: dict[str, Any] | None = None) -> list[Finding]:
+def load_rule_config(path: Path = RULES_FILE) -> dict[str, Any]:
+    return _load_rule_config(str(Path(path).resolve()))
+
+
+def check(app: ApplicationView, context: RuleContext | None = None,
+          config: dict[str, Any] | None = None) -> list[Finding]:
     """Every enabled rule over one application, in the configured order."""
-    from renraku.validators import sheets  # noqa: F401  (registers the rules)
+    from renraku.validators import (  # noqa: F401  (importing registers the rules)
+        contents,
+        emails,
+        formats,
+        registry_rules,
+        sheets,
+    )
 
     config = config if config is not None else load_rule_config()
+    context = context or RuleContext()
     findings: list[Finding] = []
     for rule_id in config.get("enabled", list(RULES)):
         if rule_id not in RULES:
             raise ConfigError(f"未知のルールです: {rule_id}")
-        findings.extend(RULES[rule_id](app, config))
+        findings.extend(RULES[rule_id](app, context, config))
     return findings
+
+
+def sheet_name(form_id: str, config: dict[str, Any]) -> str:
+    return config.get("sheet_names", {}).get(form_id, form_id)

@@ -1,19 +1,33 @@
-"""Rules about which sheets an application has."""
+"""Rules about which sheets an application has and whether they belong together."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from renraku.validators import ApplicationView, Finding, rule
+from renraku.validators import ApplicationView, Finding, RuleContext, rule, sheet_name
+from renraku.validators.identity import names_match
 
 
 @rule("missing_sheet")
-def missing_sheet(app: ApplicationView, config: dict[str, Any]) -> Iterator[Finding]:
+def missing_sheet(app: ApplicationView, _ctx: RuleContext, config: dict[str, Any]) -> Iterator[Finding]:
     if app.kind != "new_facility":
         return
-    names = config.get("sheet_names", {})
     for form_id in app.missing:
         yield Finding("missing_sheet", "error",
-                      f"{names.get(form_id, form_id)}が届いていません（新規申込は計3枚が必要です）",
-                      form_id=form_id)
+                      f"{sheet_name(form_id, config)}が届いていません（新規申込は計3枚が必要です）", form_id=form_id)
+
+
+@rule("facility_mismatch")
+def facility_mismatch(app: ApplicationView, _ctx: RuleContext, config: dict[str, Any]) -> Iterator[Finding]:
+    named = [s for s in app.sheets if isinstance(s.values.get("facility_name"), str) and s.values["facility_name"]]
+    if len(named) < 2:
+        return
+    reference = next((s for s in named if s.form_id == "usage_application"), named[0])
+    for sheet in named:
+        if sheet is reference or names_match(sheet.values["facility_name"], reference.values["facility_name"], config):
+            continue
+        yield Finding("facility_mismatch", "error",
+                      f"{sheet_name(sheet.form_id, config)}の施設名「{sheet.values['facility_name']}」が"
+                      f"{sheet_name(reference.form_id, config)}の「{reference.values['facility_name']}」と違います",
+                      field="facility_name", form_id=sheet.form_id, sheet_key=sheet.key)

@@ -11,6 +11,7 @@ from renraku.pipeline.run import process_paths
 from renraku.samples.generator import invent_change, invent_set, render_pdf
 from renraku.sinks import models as m
 from renraku.sinks.export import STAFF_COLUMNS, export
+from renraku.sinks.queue import Actor, approve
 
 from tests.conftest import load_jsonl
 
@@ -51,13 +52,17 @@ def test_export_records_have_the_spec_shape(ctx: Context, tmp_path: Path) -> Non
     assert apps["staff_change"]["missing"] == [] and len(apps["staff_change"]["sheets"]) == 1
 
 
-def test_staff_csv_lists_the_staff_of_approved_sets(ctx: Context, tmp_path: Path) -> None:
+def test_staff_csv_lists_the_registered_staff(ctx: Context, tmp_path: Path) -> None:
     sheets = invent_set(random.Random(12))
+    sheets[0].truth["policy_agreed"] = True
+    sheets[1].truth["staff[1].admin"] = True
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "set.pdf").write_bytes(render_pdf(sheets))
     process_paths(ctx, [tmp_path / "in"])
     with ctx.sessions.begin() as s:
-        s.query(m.Application).one().status = "approved"
+        app = s.query(m.Application).one()
+        assert [f.rule for f in app.findings if f.blocking] == []
+        approve(s, app.id, Actor("鈴木", "supervisor"))
     with ctx.sessions() as s:
         export(s, tmp_path / "out")
     staff = pd.read_csv(tmp_path / "out" / "staff.csv", dtype=str, keep_default_na=False)
@@ -67,3 +72,4 @@ def test_staff_csv_lists_the_staff_of_approved_sets(ctx: Context, tmp_path: Path
     assert list(staff["email"]) == [truth[f"staff[{n}].email"] for n in rows]
     assert list(staff["admin"]) == [str(truth[f"staff[{n}].admin"]) for n in rows]
     assert set(staff["facility_name"]) == {truth["facility_name"]}
+    assert set(staff["source"]) == {"A000001"}

@@ -1,0 +1,291 @@
+"""The registry: the secretariat's ledger of registered facilities and staff.
+
+It starts from a CSV import and grows as applications are approved. CSV columns (UTF-8, with or
+without BOM, or Shift_JIS as Excel writes it), one row per person, facility columns repeated:
+
+    facility_name, facility_kana, postal_code, address, phone,
+    staff_name, staff_kana, job, admin, email, registered_on
+
+`admin` is ○/1/true/yes/有 or empty; `registered_on` any date SPEC §2 reads, or empty. A row with
+empty staff columns registers the facility alone. Importing is all-or-nothing and idempotent:
+facilities are matched by name, people by e-mail address within their facility.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from renraku import normalize
+from renraku.errors import DecisionRefused, RegistryImportError
+from renraku.sinks import models as m
+from renraku.validators import ApplicationView, KnownStaff, RuleContext
+from renraku.validators.common import label, rows
+from renraku.validators.emails import email_problem
+from renraku.validators.identity import facility_key, names_match
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+COLUMNS = ["facility_name", "facility_kana", "postal_code", "address", "phone",
+           "staff_name", "staff_kana", "job", "admin", "email", "registered_on"]
+TRUE_WORDS = {"○", "〇", "◯", "1", "true", "yes", "y", "有", "あり", "はい", "管理者"}
+FALSE_WORDS = {"", "0", "false", "no", "n", "無", "なし", "いいえ", "-"}
+OPEN = ("incomplete", "needs_review", "ready")
+
+
+# ------------------------------------------------------------------------------------ lookups
+
+def find_facility(session: Session, name: str, config: dict[str, Any]) -> m.Facility | None:
+    """The registered facility a sheet names (exact key, else tolerant of OCR slips)."""
+    key = facility_key(name, config)
+    found = session.scalar(select(m.Facility).where(m.Facility.key == key))
+    if found is not None or not key:
+        return found
+    return next((f for f in session.scalars(select(m.Facility)) if names_match(name, f.name, config)), None)
+
+
+def rule_context(session: Session, config: dict[str, Any], *, exclude: int | None = None,
+                 today: dt.date | None = None) -> RuleContext:
+    """What the rules may know: the registry and the addresses on the other open applications."""
+    from renraku.sinks.records import application_view
+
+    facilities = {f.key: f.name for f in session.scalars(select(m.Facility))}
+    staff = [KnownStaff(s.facility.key, s.name, normalize.comparable("email", s.email), s.admin, s.facility.name,
+                        "登録済み")
+             for s in session.scalars(select(m.Staff).where(m.Staff.active).options(selectinload(m.Staff.facility)))]
+    queued: list[KnownStaff] = []
+    pending: set[str] = set()
+    others = session.scalars(select(m.Application).where(m.Application.status.in_(OPEN))
+                             .options(selectinload(m.Application.sheets).selectinload(m.Sheet.fields)))
+    for app in others:
+        if app.id == exclude:
+            continue
+        view = application_view(app)
+        if app.kind == "new_facility" and app.facility_name:
+            pending.add(app.facility_name)
+        for row in rows(view):
+            if row.prefix == "changes" and not set(row.kinds) & {"add", "modify"}:
+                continue
+            email = normalize.comparable("email", row.text("email"))
+            if email:
+                where = f"申請 {app.public_id}（{app.facility_name}）の{label(row.path('email'), config)}"
+                queued.append(KnownStaff(facility_key(app.facility_name, config), row.text("name"), email,
+                                         row.values.get("admin") is True, app.facility_name, where))
+    return RuleContext(today=today or dt.date.today(), facilities=facilities, staff=staff, queued=queued,
+                       pending_facilities=pending)
+
+
+# ------------------------------------------------------------------------------------ import
+
+@dataclass
+class ImportReport:
+    facilities_added: int = 0
+    staff_added: int = 0
+    staff_updated: int = 0
+    unchanged: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp932"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise RegistryImportError("CSV の文字コードが UTF-8 でも Shift_JIS でもありません", [])
+
+
+@dataclass
+class _Row:
+    line: int
+    facility: dict[str, str]
+    person: dict[str, Any] | None
+
+
+def _parse(text: str, config: dict[str, Any]) -> tuple[list[_Row], list[str]]:
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ("facility_name", "staff_name", "email") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise RegistryImportError(f"CSV の列が足りません: {', '.join(missing)}（必要な列: {', '.join(COLUMNS)}）", [])
+    parsed, problems = [], []
+    seen: dict[str, tuple[int, str]] = {}
+    for line, raw in enumerate(reader, start=2):
+        rec = {k: normalize.text(raw.get(k)) for k in COLUMNS}
+        errs = []
+        if not rec["facility_name"]:
+            errs.append("施設名が空です")
+        person = None
+        if rec["staff_name"] or rec["email"]:
+            email = normalize.email(rec["email"])
+            admin = rec["admin"].lower()
+            if not rec["staff_name"]:
+                errs.append("氏名が空です")
+            if not email:
+                errs.append("メールアドレスが空です")
+            elif (problem := email_problem(email, config)) is not None:
+                errs.append(f"メールアドレス「{email}」: {problem}")
+            if admin not in TRUE_WORDS and admin not in FALSE_WORDS:
+                errs.append(f"管理者欄「{rec['admin']}」を読めません（○ か空欄）")
+            registered = None
+            if rec["registered_on"]:
+                registered = normalize.parse_date(rec["registered_on"]).iso
+                if registered is None:
+                    errs.append(f"登録日「{rec['registered_on']}」は日付として読めません")
+            key = normalize.comparable("email", email)
+            if key in seen and seen[key][1] != facility_key(rec["facility_name"], config):
+                errs.append(f"メールアドレス「{email}」は {seen[key][0]} 行目にもあります（1人1メールアドレス）")
+            seen.setdefault(key, (line, facility_key(rec["facility_name"], config)))
+            person = {"name": rec["staff_name"], "name_kana": rec["staff_kana"], "job": rec["job"], "email": email,
+                      "admin": admin in TRUE_WORDS,
+                      "registered_on": dt.date.fromisoformat(registered) if registered else None}
+        problems += [f"{line} 行目: {e}" for e in errs]
+        parsed.append(_Row(line, {k: rec[k] for k in ("facility_name", "facility_kana", "postal_code", "address",
+                                                       "phone")}, person))
+    return parsed, problems
+
+
+def import_csv(session: Session, data: bytes, config: dict[str, Any], *, actor: str = "import") -> ImportReport:
+    """Import a registry CSV in the caller's transaction; raises RegistryImportError with every bad row."""
+    from renraku.sinks import audit
+
+    parsed, problems = _parse(_decode(data), config)
+    if problems:
+        raise RegistryImportError(f"取り込めない行が {len(problems)} 件あります。何も取り込んでいません", problems)
+    report = ImportReport()
+    for row in parsed:
+        f = row.facility
+        key = facility_key(f["facility_name"], config)
+        facility = session.scalar(select(m.Facility).where(m.Facility.key == key))
+        if facility is None:
+            facility = m.Facility(key=key, name=f["facility_name"], name_kana=f["facility_kana"],
+                                  postal_code=f["postal_code"], address=f["address"], phone=f["phone"],
+                                  source="import")
+            session.add(facility)
+            session.flush()
+            report.facilities_added += 1
+        if row.person is None:
+            continue
+        changed = _upsert_staff(session, facility, row.person, source="import")
+        if changed == "added":
+            report.staff_added += 1
+        elif changed == "updated":
+            report.staff_updated += 1
+        else:
+            report.unchanged += 1
+    audit.record(session, actor, "registry_import", "registry",
+                 {"facilities_added": report.facilities_added, "staff_added": report.staff_added,
+                  "staff_updated": report.staff_updated})
+    return report
+
+
+def _upsert_staff(session: Session, facility: m.Facility, person: dict[str, Any], source: str) -> str:
+    key = normalize.comparable("email", person["email"])
+    existing = next((s for s in facility.staff if normalize.comparable("email", s.email) == key), None)
+    if existing is None:
+        facility.staff.append(m.Staff(source=source, active=True, **person))
+        session.flush()
+        return "added"
+    updates = {k: v for k, v in person.items() if v not in (None, "") and getattr(existing, k) != v}
+    if not existing.active:
+        updates |= {"active": True, "removed_on": None}
+    for k, v in updates.items():
+        setattr(existing, k, v)
+    return "updated" if updates else "unchanged"
+
+
+def export_rows(session: Session) -> Iterator[dict[str, Any]]:
+    for f in session.scalars(select(m.Facility).order_by(m.Facility.id).options(selectinload(m.Facility.staff))):
+        base = {"facility_name": f.name, "facility_kana": f.name_kana, "postal_code": f.postal_code,
+                "address": f.address, "phone": f.phone}
+        active = [s for s in f.staff if s.active]
+        if not active:
+            yield base | {c: "" for c in COLUMNS[5:]}
+        for s in active:
+            yield base | {"staff_name": s.name, "staff_kana": s.name_kana, "job": s.job,
+                          "admin": "○" if s.admin else "", "email": s.email,
+                          "registered_on": s.registered_on.isoformat() if s.registered_on else ""}
+
+
+def export_csv(session: Session, out: Path) -> int:
+    """Write the registry in the import format (so it can be imported again)."""
+    rows_ = list(export_rows(session))
+    with open(out, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows_)
+    return len(rows_)
+
+
+# ------------------------------------------------------------------------------ approvals
+
+def apply_application(session: Session, app: m.Application, view: ApplicationView, config: dict[str, Any],
+                      today: dt.date) -> None:
+    """Make an approved application true in the registry, or refuse (DecisionRefused)."""
+    if app.kind == "new_facility":
+        _apply_new_facility(session, app, view, config, today)
+    else:
+        _apply_change(session, app, view, config, today)
+
+
+def _apply_new_facility(session: Session, app: m.Application, view: ApplicationView, config: dict[str, Any],
+                        today: dt.date) -> None:
+    usage = view.sheet("usage_application")
+    values = usage.values if usage else {}
+    name = app.facility_name
+    facility = find_facility(session, name, config)
+    if facility is None:
+        facility = m.Facility(key=facility_key(name, config), name=name,
+                              name_kana=str(values.get("facility_name_kana", "")),
+                              postal_code=str(values.get("postal_code", "")), address=str(values.get("address", "")),
+                              phone=str(values.get("phone", "")), source=app.public_id)
+        session.add(facility)
+        session.flush()
+    for row in rows(view):
+        if row.prefix != "staff":
+            continue
+        _upsert_staff(session, facility, {
+            "name": row.text("name"), "name_kana": row.text("name_kana"), "job": row.text("job"),
+            "email": normalize.comparable("email", row.text("email")), "admin": row.values.get("admin") is True,
+            "registered_on": today}, source=app.public_id)
+
+
+def _apply_change(session: Session, app: m.Application, view: ApplicationView, config: dict[str, Any],
+                  today: dt.date) -> None:
+    notice = view.sheet("staff_change")
+    name = str(notice.get("facility_name")) if notice else ""
+    facility = find_facility(session, name, config)
+    if facility is None:
+        raise DecisionRefused(f"施設「{name}」が登録されていないため、変更を反映できません")
+    for row in rows(view):
+        if row.prefix != "changes" or len(row.kinds) != 1:
+            continue
+        email = normalize.comparable("email", row.text("email"))
+        active = [s for s in facility.staff if s.active]
+        person = next((s for s in active if email and normalize.comparable("email", s.email) == email), None) or next(
+            (s for s in active if normalize.compact(s.name) == normalize.compact(row.text("name"))), None)
+        kind = row.kinds[0]
+        if kind == "remove":
+            if person is None:
+                raise DecisionRefused(f"{row.n}行目の削除の対象が登録簿にいません")
+            person.active, person.removed_on = False, today
+        elif kind == "modify" and person is not None:
+            for attr, sub in (("name", "name"), ("name_kana", "name_kana"), ("job", "job"), ("email", "email")):
+                if row.text(sub):
+                    setattr(person, attr, normalize.comparable("email", row.text(sub)) if attr == "email"
+                            else row.text(sub))
+            person.admin = row.values.get("admin") is True
+        elif kind == "modify":
+            raise DecisionRefused(f"{row.n}行目の変更の対象が登録簿にいません")
+        else:
+            _upsert_staff(session, facility, {
+                "name": row.text("name"), "name_kana": row.text("name_kana"), "job": row.text("job"),
+                "email": email, "admin": row.values.get("admin") is True, "registered_on": today},
+                source=app.public_id)
+    session.flush()
+    if not any(s.active and s.admin for s in facility.staff):
+        raise DecisionRefused("この変更を反映すると施設の管理者が0名になるため、承認できません（no_admin）")

@@ -1,0 +1,143 @@
+"""The registry: CSV import and export, and what approvals do to it."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from renraku.context import Context
+from renraku.errors import DecisionRefused, RegistryImportError
+from renraku.pipeline.run import Batch, Received
+from renraku.samples.generator import FilledSheet, invent_set, render_pdf
+from renraku.sinks import models as m
+from renraku.sinks.queue import Actor, approve, override_finding
+from renraku.sinks.registry import export_csv, import_csv
+from renraku.validators import load_rule_config
+from sqlalchemy import select
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "registry.csv"
+BOSS = Actor("鈴木 主任", "supervisor")
+CONFIG = load_rule_config()
+
+
+def imported(ctx: Context, data: bytes | None = None):
+    with ctx.sessions.begin() as s:
+        return import_csv(s, data if data is not None else SAMPLE.read_bytes(), CONFIG)
+
+
+def registry(ctx: Context) -> dict[str, list[tuple[str, bool, bool]]]:
+    with ctx.sessions() as s:
+        return {f.name: [(st.email, st.admin, st.active) for st in f.staff] for f in s.scalars(select(m.Facility))}
+
+
+def test_import_is_idempotent_and_round_trips(ctx: Context, tmp_path: Path) -> None:
+    report = imported(ctx)
+    assert (report.facilities_added, report.staff_added) == (3, 5)
+    again = imported(ctx)
+    assert (again.facilities_added, again.staff_added, again.staff_updated, again.unchanged) == (0, 0, 0, 5)
+    assert registry(ctx)["みどり薬局 芳賀店"][0] == ("saito@midori-haga.example.jp", True, True)
+    with ctx.sessions() as s:
+        assert export_csv(s, tmp_path / "out.csv") == 5
+        dates = {st.email: st.registered_on for st in s.scalars(select(m.Staff))}
+    assert str(dates["nishimura@midori-haga.example.jp"]) == "2023-04-01"  # 令和5年4月1日
+    assert imported(ctx, (tmp_path / "out.csv").read_bytes()).unchanged == 5
+
+
+def test_shift_jis_as_excel_writes_it(ctx: Context) -> None:
+    assert imported(ctx, SAMPLE.read_text(encoding="utf-8").encode("cp932")).staff_added == 5
+
+
+def test_bad_rows_are_all_named_and_nothing_is_imported(ctx: Context) -> None:
+    bad = SAMPLE.read_text(encoding="utf-8").splitlines()
+    bad[2] = bad[2].replace("matsumoto@midori-haga.example.jp", "matsumoto＠midori-haga。example.jp")
+    bad.append(",,,,,名無し,,,,nanashi@x.example.jp,")
+    bad.append("若葉在宅クリニック,,,,,伊藤 浩二,,医師,たぶん,ito.koji@wakaba-cl.example.jp,昨日")
+    with pytest.raises(RegistryImportError) as err:
+        imported(ctx, "\n".join(bad).encode("utf-8"))
+    problems = "\n".join(err.value.problems)
+    assert "3 行目" in problems and "「。」" in problems
+    assert "7 行目: 施設名が空です" in problems
+    assert "8 行目" in problems and "管理者欄「たぶん」" in problems and "登録日「昨日」" in problems
+    assert registry(ctx) == {}
+
+
+def test_missing_columns_are_explained(ctx: Context) -> None:
+    with pytest.raises(RegistryImportError, match="列が足りません"):
+        imported(ctx, b"name,mail\nx,y\n")
+
+
+def receive(ctx: Context, sheets: list[FilledSheet], name: str, channel: str = "upload") -> None:
+    with Batch(ctx) as batch:
+        batch.receive(Received(render_pdf(sheets), name, name, channel))
+
+
+def app_of(ctx: Context, kind: str) -> tuple[int, list[str], str]:
+    with ctx.sessions() as s:
+        query = select(m.Application).where(m.Application.kind == kind).order_by(m.Application.id.desc())
+        app = s.scalars(query).first()
+        return app.id, sorted({f.rule for f in app.findings if f.blocking}), app.status
+
+
+def test_approving_a_new_facility_registers_it(ctx: Context) -> None:
+    sheets = invent_set(random.Random(21))
+    sheets[0].truth["policy_agreed"] = True
+    sheets[1].truth["staff[1].admin"] = True
+    receive(ctx, sheets, "set.pdf")
+    app_id, blocking, status = app_of(ctx, "new_facility")
+    assert blocking == [] and status == "ready"
+    with ctx.sessions.begin() as s:
+        approve(s, app_id, BOSS)
+    facility = sheets[0].truth["facility_name"]
+    staff = registry(ctx)[facility]
+    people = [n for n in range(1, 9) if sheets[1].truth[f"staff[{n}].name"]]
+    assert [e for e, _a, _ in staff] == [sheets[1].truth[f"staff[{n}].email"] for n in people]
+    assert staff[0][1] is True
+
+
+def change_notice(rows: list[tuple[str, str, str, bool]], facility: str = "みどり薬局 芳賀店") -> FilledSheet:
+    truth = {"notice_date": "2025-10-01", "facility_name": facility, "phone": "028-677-0001",
+             "notifier_name": "斎藤 誠"}
+    for n in range(1, 7):
+        kind, name, email, admin = rows[n - 1] if n <= len(rows) else ("", "", "", False)
+        truth |= {f"changes[{n}].kind.{k}": k == kind for k in ("add", "remove", "modify")}
+        truth |= {f"changes[{n}].name": name, f"changes[{n}].name_kana": "",
+                  f"changes[{n}].job": "薬剤師" if name else "", f"changes[{n}].admin": admin,
+                  f"changes[{n}].effective_date": "", f"changes[{n}].email": email}
+    return FilledSheet("staff_change", truth)
+
+
+def test_a_change_notice_that_adds(ctx: Context) -> None:
+    imported(ctx)
+    receive(ctx, [change_notice([("add", "大橋 恵", "ohashi@midori-haga.example.jp", False)])], "chg.pdf")
+    app_id, blocking, _ = app_of(ctx, "staff_change")
+    assert blocking == []
+    with ctx.sessions.begin() as s:
+        approve(s, app_id, BOSS)
+    assert ("ohashi@midori-haga.example.jp", False, True) in registry(ctx)["みどり薬局 芳賀店"]
+
+
+def test_a_change_that_removes_the_last_admin_is_refused(ctx: Context) -> None:
+    imported(ctx)
+    receive(ctx, [change_notice([("remove", "斎藤 誠", "saito@midori-haga.example.jp", False)])], "chg.pdf")
+    app_id, blocking, status = app_of(ctx, "staff_change")
+    assert blocking == ["no_admin"] and status == "needs_review"
+    with ctx.sessions.begin() as s, pytest.raises(DecisionRefused, match="no_admin"):
+        approve(s, app_id, BOSS)
+    with ctx.sessions.begin() as s:  # even a supervisor's override cannot leave the facility without an admin
+        finding = s.scalars(select(m.Finding).where(m.Finding.rule == "no_admin")).one()
+        override_finding(s, finding.id, "後任は別途届出予定", BOSS)
+    with pytest.raises(DecisionRefused, match="0名"), ctx.sessions.begin() as s:
+        approve(s, app_id, BOSS)
+    assert ("saito@midori-haga.example.jp", True, True) in registry(ctx)["みどり薬局 芳賀店"]
+
+
+def test_registry_findings_on_change_notices(ctx: Context) -> None:
+    imported(ctx)
+    receive(ctx, [change_notice([("add", "斎藤 誠", "saito@midori-haga.example.jp", False),
+                                 ("remove", "大塚 花子", "otsuka@midori-haga.example.jp", False)])], "a.pdf")
+    _, blocking, _ = app_of(ctx, "staff_change")
+    assert blocking == ["already_registered", "unknown_staff"]
+    receive(ctx, [change_notice([("add", "大橋 恵", "ohashi@x.example.jp", False)], facility="ひまわり薬局")], "b.pdf")
+    _, blocking, _ = app_of(ctx, "staff_change")
+    assert blocking == ["unknown_facility"]
