@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     templates_dir: Path = DEFAULT_TEMPLATES_DIR
     reading_config: Path = PACKAGE_DIR / "extractors" / "reading.toml"
     render_dpi: int = Field(200, description="ページ画像とピクセル座標の解像度")
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, description="ページを並行して読むプロセス数")
 
     imap_host: str | None = None
     imap_port: int | None = None

@@ -7,10 +7,12 @@ from typing import Any
 
 from renraku.extractors.fields import FieldReading
 from renraku.extractors.templates import Template
-from renraku.extractors.text_layer import TextLayerReader, Transform
+from renraku.extractors.text_layer import TextLayerReader
 from renraku.pipeline.pages import Page
 
-Reader = Callable[[Page, Template, Transform, dict[str, Any]], list[FieldReading]]
+# (page, template, classification, reading config) → readings; the classification carries what
+# the classifier found out about the page (text: the shift; image: the registration).
+Reader = Callable[[Page, Template, Any, dict[str, Any]], list[FieldReading]]
 READERS: dict[str, Reader] = {}
 
 
@@ -22,5 +24,14 @@ def register(kind: str) -> Callable[[Reader], Reader]:
 
 
 @register("text")
-def read_text_page(page: Page, template: Template, transform: Transform, config: dict[str, Any]) -> list[FieldReading]:
-    return TextLayerReader(template, config, transform).read(page)
+def read_text_page(page: Page, template: Template, classification: Any, config: dict[str, Any]) -> list[FieldReading]:
+    return TextLayerReader(template, config, classification.transform).read(page)
+
+
+@register("image")
+def read_image_page(page: Page, template: Template, classification: Any, config: dict[str, Any]) -> list[FieldReading]:
+    from renraku.extractors.image_reader import ImageReader
+    from renraku.validators import load_rule_config
+
+    jobs = load_rule_config().get("jobs", {}).get("titles", [])
+    return ImageReader(template, config, jobs).read(page.image.pixels, classification.fit)

@@ -25,8 +25,9 @@ class Classification:
     form_id: str
     score: float  # 0..1, how sure
     method: str
-    transform: Transform = field(default_factory=Transform)
+    transform: Transform = field(default_factory=Transform)  # text pages: template → page points
     reason: str = ""
+    fit: Any = None  # image pages: extractors.image_reader.ImageFit
 
     @property
     def template_matched(self) -> bool:
@@ -49,8 +50,7 @@ def classify(page: Page, templates: list[Template], config: dict[str, Any]) -> C
         return Classification(UNKNOWN, 0.0, "none", reason=page.note)
     classifier = CLASSIFIERS.get(page.kind)
     if classifier is None:
-        return Classification(UNKNOWN, 0.0, "none",
-                              reason="画像ページの読み取りはまだできません（保存済み・要確認）")
+        return Classification(UNKNOWN, 0.0, "none", reason=f"{page.kind} のページを分類する方法がありません")
     return classifier(page, templates, config)
 
 
@@ -109,3 +109,31 @@ def classify_text_page(page: Page, templates: list[Template], config: dict[str, 
     if any(normalize.compact(k) in text for k in keywords):
         return Classification(COVER, 0.9, "text_layer", reason="送付状と判断しました")
     return Classification(UNKNOWN, 0.0, "text_layer", reason="どの様式にも当てはまりません")
+
+
+@register("image")
+def classify_image_page(page: Page, templates: list[Template], config: dict[str, Any]) -> Classification:
+    """By how well each template's printed rules register on the page; else cover or unknown."""
+    from renraku.extractors.image_reader import ImageFit
+    from renraku.extractors.register import find_lines, prepare, register
+
+    gray = page.image.pixels
+    work = prepare(gray)
+    fits = register(work, find_lines(work.gray), templates)
+    best = fits[0]
+    if best.score >= float(config.get("image", {}).get("register_min", 0.8)):
+        return Classification(best.template.form_id, best.score, "image", fit=ImageFit(work, best))
+    head = _head_text(work.gray)
+    keywords = config.get("cover", {}).get("keywords", [])
+    if any(normalize.compact(k) in head for k in keywords):
+        return Classification(COVER, 0.9, "image", reason="送付状と判断しました")
+    return Classification(UNKNOWN, best.score, "image", reason="どの様式にも当てはまりません")
+
+
+def _head_text(work_gray: Any) -> str:
+    """The top of the page read as Japanese text (a cover sheet names itself there)."""
+    from renraku.extractors import ocr
+
+    h = work_gray.shape[0]
+    reading = ocr.read({"head": work_gray[: int(h * 0.45)]}, ocr.Setting("head", "jpn", psm=3))["head"][0]
+    return normalize.compact(reading.text)

@@ -60,7 +60,7 @@ class Page:
     width: float  # points
     height: float
     text_layer: TextLayer | None = None
-    image: Any = None  # numpy array of an image page, filled by the image loader
+    image: Any = None  # PageImage (pipeline/images.py) of a scanned, faxed or photographed page
     note: str = ""
 
     @property
@@ -133,32 +133,30 @@ def load_pdf(data: bytes, *, max_pages: int = MAX_PDF_PAGES) -> list[Page]:
                                   note=f"ページの内容を読めません（{type(exc).__name__}）"))
                 continue
             if not layer.glyphs or _covered_by_image(layer, width, height):
-                pages.append(Page(plumber_page.page_number, width, height))
+                pages.append(_image_page(data, plumber_page.page_number, width, height))
             else:
                 pages.append(Page(plumber_page.page_number, width, height, text_layer=layer))
         return pages
 
 
-def load_image_file(data: bytes, media_type: str) -> list[Page]:
-    """Image files as image pages (one per frame of a multi-page TIFF).
-
-    Sizes are in points at the resolution the file declares (72 dpi when it declares none).
-    """
-    from PIL import Image, UnidentifiedImageError
+def _image_page(data: bytes, number: int, width: float, height: float) -> Page:
+    from renraku.pipeline.images import render_pdf_page
 
     try:
-        img = Image.open(io.BytesIO(data))
-        frames = getattr(img, "n_frames", 1)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise BrokenInput(f"画像として読めません（{media_type}）", code="broken_image") from exc
-    if frames > MAX_PDF_PAGES:
-        raise BrokenInput(f"ページ数が多すぎます（{frames} ページ）", code="too_many_pages")
+        return Page(number, width, height, image=render_pdf_page(data, number - 1))
+    except BrokenInput as exc:
+        return Page(number, width, height, note=exc.reason)
+
+
+def load_image_file(data: bytes, media_type: str) -> list[Page]:
+    """Image files as image pages (one per frame of a multi-page TIFF), sizes in points."""
+    from renraku.pipeline.images import load_image_pages
+
     pages = []
-    for index in range(frames):
-        img.seek(index)
-        dpi = img.info.get("dpi") or (72, 72)
-        xdpi, ydpi = (float(dpi[0]) or 72.0, float(dpi[1]) or 72.0)
-        pages.append(Page(index + 1, img.width * 72 / xdpi, img.height * 72 / ydpi))
+    for index, image in enumerate(load_image_pages(data, media_type)):
+        h, w = image.pixels.shape
+        dpi = image.dpi or 72.0
+        pages.append(Page(index + 1, w * 72 / dpi, h * 72 / dpi, image=image))
     return pages
 
 

@@ -1,14 +1,18 @@
 """From received bytes to sheet readings, without touching storage (a pure stage).
 
-`read_document` opens a file (or an e-mail and, recursively, its attachments), loads its pages,
-classifies each page and reads its fields. Whatever goes wrong with one input becomes a status and
-a reason on that document or page; the caller records it and the batch goes on.
+`open_document` opens a file (or an e-mail and, recursively, its attachments) and loads its pages;
+`read_opened` classifies each page and reads its fields, in worker processes when there are pages
+enough (both cores; results do not depend on which worker read a page). Whatever goes wrong with
+one input becomes a status and a reason on that document or page; the caller records it and the
+batch goes on.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +51,7 @@ class DocumentResult:
     pages: list[PageResult] = field(default_factory=list)
     children: list[DocumentResult] = field(default_factory=list)
     data: bytes = field(default=b"", repr=False)
+    loaded: list[Page] = field(default_factory=list, repr=False)  # opened, not yet read
 
 
 @dataclass
@@ -74,16 +79,17 @@ def read_page(page: Page, ctx: ReadContext) -> PageResult:
     if reader is None or template is None:
         result.reason = "このページの読み取り方法がまだありません"
         return result
-    result.readings = reader(page, template, cls.transform, ctx.config)
+    result.readings = reader(page, template, cls, ctx.config)
     flag_for_review(result.readings, ctx.threshold)
     return result
 
 
-def read_document(data: bytes, name: str, ctx: ReadContext, *, declared_type: str = "",
+def open_document(data: bytes, name: str, ctx: ReadContext, *, declared_type: str = "",
                   is_known: Callable[[str], bool] = lambda _sha: False) -> DocumentResult:
-    """Read a file, or a message and its attachments; bytes already stored are not read again.
+    """Open a file, or a message and its attachments, and load its pages; nothing is read yet.
 
-    `declared_type` is what a mail part claims to be; the content decides, the claim only explains.
+    Bytes already stored are not opened again. `declared_type` is what a mail part claims to be;
+    the content decides, the claim only explains.
     """
     media = sniff_media_type(data, name)
     doc = DocumentResult(name=name, sha256=sha256(data), size=len(data), media_type=media, status="read",
@@ -96,22 +102,46 @@ def read_document(data: bytes, name: str, ctx: ReadContext, *, declared_type: st
             doc.status = "message"
             doc.message = mail.open_message(data)
             for att in doc.message.attachments:
-                doc.children.append(read_document(att.data, att.name, ctx, declared_type=att.content_type,
+                doc.children.append(open_document(att.data, att.name, ctx, declared_type=att.content_type,
                                                   is_known=is_known))
             return doc
-        for page in load_pages(data, media):
-            doc.pages.append(_read_page_safely(page, ctx))
+        doc.loaded = load_pages(data, media)
     except InputError as exc:
         doc.status = "unsupported" if exc.code in ("unsupported", "unsupported_type") else "unreadable"
         doc.reason = exc.reason
         if declared_type and declared_type != media:
             doc.reason += f"（添付の申告: {declared_type}）"
-        doc.pages = []
-        return doc
-    unread = [p for p in doc.pages if p.classification.method == "none"]
-    if unread and len(unread) == len(doc.pages):
-        doc.status = "unreadable"
-        doc.reason = unread[0].reason
+    return doc
+
+
+def walk(doc: DocumentResult) -> Iterator[DocumentResult]:
+    yield doc
+    for child in doc.children:
+        yield from walk(child)
+
+
+def read_opened(docs: list[DocumentResult], ctx: ReadContext, pool: Executor | None = None) -> None:
+    """Read every loaded page of the documents and their attachments, in parallel given a pool."""
+    parts = [d for doc in docs for d in walk(doc) if d.loaded]
+    pages = [p for d in parts for p in d.loaded]
+    if pool is not None and len(pages) > 1:
+        results = list(pool.map(_read_page_in_worker, pages))
+    else:
+        results = [_read_page_safely(p, ctx) for p in pages]
+    it = iter(results)
+    for d in parts:
+        d.pages = [next(it) for _ in d.loaded]
+        d.loaded = []
+        unread = [p for p in d.pages if p.classification.method == "none"]
+        if unread and len(unread) == len(d.pages):
+            d.status, d.reason = "unreadable", unread[0].reason
+
+
+def read_document(data: bytes, name: str, ctx: ReadContext, *, declared_type: str = "",
+                  is_known: Callable[[str], bool] = lambda _sha: False, pool: Executor | None = None) -> DocumentResult:
+    """Open and read a file, or a message and its attachments (see `open_document`)."""
+    doc = open_document(data, name, ctx, declared_type=declared_type, is_known=is_known)
+    read_opened([doc], ctx, pool)
     return doc
 
 
@@ -125,3 +155,29 @@ def _read_page_safely(page: Page, ctx: ReadContext) -> PageResult:
         reason = "読み取り中に内部エラーが起きました（ログを確認してください）"
     return PageResult(page.number, page.kind, page.width, page.height,
                       Classification("unknown", 0.0, "none", reason=reason), reason=reason)
+
+
+# ------------------------------------------------------------------------------- worker pool
+
+_WORKER_CTX: ReadContext | None = None
+
+
+def _init_worker(ctx: ReadContext) -> None:
+    global _WORKER_CTX
+    os.environ["OMP_THREAD_LIMIT"] = "1"  # each worker one core; Tesseract must not fan out
+    _WORKER_CTX = ctx
+
+
+def _read_page_in_worker(page: Page) -> PageResult:
+    assert _WORKER_CTX is not None
+    return _read_page_safely(page, _WORKER_CTX)
+
+
+def page_pool(ctx: ReadContext, workers: int) -> Executor | None:
+    """Worker processes reading pages in parallel (None for one worker: read in this process)."""
+    if workers <= 1:
+        return None
+    import multiprocessing
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_init_worker, initargs=(ctx,))

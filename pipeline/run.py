@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from renraku.context import Context
-from renraku.pipeline.read import DocumentResult, read_document
+from renraku.pipeline.read import DocumentResult, open_document, page_pool, read_opened, walk
 from renraku.sinks import models as m
 from renraku.sinks.records import document_by_sha, record_applications, record_document
 from sqlalchemy.exc import IntegrityError
@@ -95,11 +95,18 @@ def _outcome_status(result: DocumentResult) -> tuple[str, str]:
     """What an operator should see for an item: its own problem, or a note on its attachments."""
     if result.status in ("unsupported", "unreadable"):
         return result.status, result.reason
-    problems = [c for c in _walk(result) if c is not result and c.status in ("unsupported", "unreadable")]
+    problems = [c for c in walk(result) if c is not result and c.status in ("unsupported", "unreadable")]
     if problems:
         kinds = "、".join(sorted({c.reason for c in problems}))
         return "recorded", f"添付ファイル {len(problems)} 件を読めません: {kinds}"
     return "recorded", ""
+
+
+READ_AHEAD = 8  # files whose pages are read together (bounded, so memory stays small)
+
+
+class _AlreadyRecorded(Exception):
+    """The bytes were recorded after this item was opened (the same file twice in one window)."""
 
 
 class Batch:
@@ -109,6 +116,7 @@ class Batch:
         self.ctx = ctx
         self.kind = kind
         self._t0 = time.monotonic()
+        self.pool = page_pool(ctx.reading, ctx.settings.workers)
         with ctx.sessions.begin() as session:
             row = m.Batch(kind=kind, status="running")
             session.add(row)
@@ -120,6 +128,8 @@ class Batch:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
         self.report.seconds = time.monotonic() - self._t0
         with self.ctx.sessions.begin() as session:
             row = session.get(m.Batch, self.report.batch_id)
@@ -135,16 +145,25 @@ class Batch:
             return document_by_sha(session, digest) is not None
 
     def receive(self, item: Received) -> ItemOutcome:
+        return self.receive_many([item])[0]
+
+    def receive_many(self, items: list[Received]) -> list[ItemOutcome]:
+        """Store each item's bytes, read all their pages together (both cores), record in order."""
         ctx = self.ctx
-        digest = ctx.store.put(item.data)  # durable before anything is recorded
-        if self._is_recorded(digest):
-            outcome = self._duplicate(item, digest)
-        else:
-            result = read_document(item.data, item.name, ctx.reading, is_known=self._is_recorded)
-            outcome = self._record(item, result)
-        self.report.items.append(outcome)
-        log.info("item %s… %s (%d sheets)", digest[:12], outcome.status, outcome.sheets)
-        return outcome
+        opened: list[tuple[Received, str, DocumentResult | None]] = []
+        for item in items:
+            digest = ctx.store.put(item.data)  # durable before anything is recorded
+            doc = None if self._is_recorded(digest) else open_document(item.data, item.name, ctx.reading,
+                                                                        is_known=self._is_recorded)
+            opened.append((item, digest, doc))
+        read_opened([doc for _i, _d, doc in opened if doc is not None], ctx.reading, self.pool)
+        outcomes = []
+        for item, digest, doc in opened:
+            outcome = self._duplicate(item, digest) if doc is None else self._record(item, doc)
+            self.report.items.append(outcome)
+            outcomes.append(outcome)
+            log.info("item %s… %s (%d sheets)", digest[:12], outcome.status, outcome.sheets)
+        return outcomes
 
     def _duplicate(self, item: Received, digest: str) -> ItemOutcome:
         with self.ctx.sessions.begin() as session:
@@ -156,11 +175,13 @@ class Batch:
 
     def _record(self, item: Received, result: DocumentResult) -> ItemOutcome:
         ctx = self.ctx
-        for part in _walk(result):  # attachments are stored under their own hash too
+        for part in walk(result):  # attachments are stored under their own hash too
             if part is not result and part.status != "duplicate":
                 ctx.store.put(part.data)
         try:
             with ctx.sessions.begin() as session:
+                if document_by_sha(session, result.sha256) is not None:
+                    raise _AlreadyRecorded
                 batch = session.get(m.Batch, self.report.batch_id)
                 assert batch is not None
                 sheets = record_document(session, result, channel=item.channel, batch=batch,
@@ -170,11 +191,11 @@ class Batch:
                 session.add(m.Receipt(batch_id=batch.id, document_id=doc.id, source_ref=item.source_ref))
                 apps = record_applications(session, sheets, batch=batch)
                 self._count(sheets, apps)
-        except IntegrityError:  # another process recorded the same bytes meanwhile
+        except (IntegrityError, _AlreadyRecorded):  # the same bytes came twice, or another process was first
             return self._duplicate(item, result.sha256)
         status, reason = _outcome_status(result)
         return ItemOutcome(item.source_ref, result.sha256, status, reason, sheets=len(sheets),
-                           documents=sum(1 for _ in _walk(result)))
+                           documents=sum(1 for _ in walk(result)))
 
     def _count(self, sheets: list[m.Sheet], apps: list[m.Application]) -> None:
         r = self.report
@@ -186,20 +207,20 @@ class Batch:
         r.findings += sum(len(a.findings) for a in apps)
 
 
-def _walk(result: DocumentResult) -> Iterator[DocumentResult]:
-    yield result
-    for child in result.children:
-        yield from _walk(child)
-
-
 def process_paths(ctx: Context, paths: Iterable[Path], channel: str = "upload") -> BatchReport:
     """`renraku process`: every file under `paths` through the pipeline, as one batch."""
     with Batch(ctx, "process") as batch:
+        window: list[Received] = []
         for path in files_under(paths, exclude=ctx.settings.home):
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 batch.report.items.append(ItemOutcome(str(path), "", "failed", f"読めません: {exc.strerror}"))
                 continue
-            batch.receive(Received(data, path.name, str(path), channel))
+            window.append(Received(data, path.name, str(path), channel))
+            if len(window) >= READ_AHEAD:
+                batch.receive_many(window)
+                window = []
+        if window:
+            batch.receive_many(window)
     return batch.report

@@ -31,6 +31,17 @@ FONT_CANDIDATES = [
     "/usr/share/fonts/truetype/ipaexfont-gothic/ipaexg.ttf",
     "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf",
 ]
+# Handwriting-style Japanese TrueType fonts (Debian packages in brackets). reportlab embeds only
+# TrueType outlines, which all of these are; Style(font="hand") takes the first one installed.
+HAND_FONTS: dict[str, list[str]] = {
+    "klee": ["/usr/share/fonts/truetype/klee/KleeOne-Regular.ttf"],  # fonts-klee: pencil / pen
+    "kiloji": ["/usr/share/fonts/truetype/kiloji/kiloji.ttf"],  # fonts-kiloji: longhand
+    "seto": ["/usr/share/fonts/truetype/seto/setofont.ttf"],  # fonts-seto: felt pen
+    "yusei": ["/usr/share/fonts/truetype/yusei-magic/YuseiMagic-Regular.ttf"],  # fonts-yusei-magic: marker
+}
+HAND_FONT_PACKAGES = {"klee": "fonts-klee", "kiloji": "fonts-kiloji", "seto": "fonts-seto",
+                      "yusei": "fonts-yusei-magic"}
+INKS = {"black": (0.05, 0.05, 0.08), "blue": (0.1, 0.15, 0.55), "pencil": (0.22, 0.22, 0.24)}
 
 SURNAMES = [("佐藤", "さとう", "sato"), ("鈴木", "すずき", "suzuki"),
             ("高橋", "たかはし", "takahashi"),
@@ -227,11 +238,61 @@ class Style:
     admin: str = "○"  # a typed sign, or "drawn" for a drawn circle
     seal: str = "drawn"  # drawn (vector circle and name) | image | text
     size: float = 10.5
+    # Handwriting-style filling (see hand_style): the defaults keep the computer-filled look.
+    font: str = "gothic"  # gothic | hand (first installed of HAND_FONTS) | a HAND_FONTS name | a .ttf path
+    ink: tuple[float, float, float] | None = None  # pen colour (RGB 0-1) for text and drawn marks
+    jitter: float = 0.0  # 0: typed; about 1: handwriting (per field and per character size, offset, tilt)
+    seed: int = 0  # makes the jitter repeatable
 
 
 def random_style(rng: random.Random) -> Style:
     return Style(tick=rng.choice([*TICKS, "drawn"]), admin=rng.choice(["○", "〇", "◯", "drawn"]),
                  seal=rng.choice(["drawn", "image", "text"]), size=rng.choice([10.0, 10.5, 11.0]))
+
+
+def hand_style(rng: random.Random, font: str | None = None) -> Style:
+    """A sheet filled in by hand with a pen: a handwriting font, uneven letters, drawn marks."""
+    names = available_hand_fonts()
+    if font is None:
+        if not names:
+            raise RuntimeError("No handwriting font: install " + " or ".join(HAND_FONT_PACKAGES.values()))
+        font = rng.choice(names)
+    return Style(tick=rng.choice(["drawn", "drawn", "drawn", "レ"]), admin=rng.choice(["drawn", "drawn", "○"]),
+                 seal=rng.choice(["drawn", "image"]), size=rng.choice([10.5, 11.0, 11.5, 12.0]), font=font,
+                 ink=INKS[rng.choice(["black", "black", "blue", "pencil"])], jitter=rng.uniform(0.7, 1.3),
+                 seed=rng.randrange(2**31))
+
+
+def available_hand_fonts() -> list[str]:
+    """Names in HAND_FONTS whose file is installed."""
+    return [name for name, paths in HAND_FONTS.items() if any(Path(p).exists() for p in paths)]
+
+
+def style_font(style: Style) -> str:
+    """The registered reportlab font name a style writes with (gothic: the one typed sheets use)."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if style.font == "gothic":
+        return _font()
+    key = style.font
+    if key == "hand":
+        names = available_hand_fonts()
+        if not names:
+            raise RuntimeError("No handwriting font: install " + " or ".join(HAND_FONT_PACKAGES.values()))
+        key = names[0]
+    if key in HAND_FONTS:
+        path = next((p for p in HAND_FONTS[key] if Path(p).exists()), None)
+        if path is None:
+            raise RuntimeError(f"Handwriting font {key!r} missing: install {HAND_FONT_PACKAGES[key]}")
+    elif Path(key).suffix.lower() == ".ttf" and Path(key).exists():
+        path = key
+    else:
+        raise ValueError(f"Unknown font {style.font!r}: gothic, hand, {', '.join(HAND_FONTS)} or a .ttf path")
+    name = f"SampleHand-{Path(path).stem}"
+    if name not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont(name, path))
+    return name
 
 
 def _font() -> str:
@@ -259,6 +320,124 @@ def _seal_png(text: str) -> bytes:
     return buf.getvalue()
 
 
+class _Pen:
+    """Writes field values and marks the way a person with a pen does: never twice the same.
+
+    Each field gets its own random numbers (from the style's seed and the field path), so a
+    sheet renders the same every time while letters, baselines, tilt and marks vary.
+    """
+
+    def __init__(self, c: Any, style: Style, form_id: str, height: float) -> None:
+        self.c, self.style, self.form_id, self.height = c, style, form_id, height
+        self.font = style_font(style)
+        self.fallback = _font()  # for typed signs a handwriting font draws badly or not at all
+        self.ink = style.ink or (0.0, 0.0, 0.0)
+        doc = random.Random(f"{style.seed}/{form_id}")
+        self.weight = doc.uniform(0.0, 0.35) * min(style.jitter, 1.5)  # ballpoint pressure
+
+    def _rng(self, path: str) -> random.Random:
+        return random.Random(f"{self.style.seed}/{self.form_id}/{path}")
+
+    def _ink(self, line_width: float) -> None:
+        self.c.setStrokeColorRGB(*self.ink)
+        self.c.setFillColorRGB(*self.ink)
+        self.c.setLineWidth(line_width)
+        self.c.setLineCap(1)
+        self.c.setLineJoin(1)
+
+    def text(self, spec: Any, text: str) -> None:
+        from reportlab.pdfbase.pdfmetrics import stringWidth
+
+        c, j, r = self.c, self.style.jitter, self._rng(spec.path)
+        x0, top, x1, bottom = spec.box
+        cy = self.height - (top + bottom) / 2
+        size = (self.style.size - (0.3 if spec.kind == "email" else 0)) * (1 + r.uniform(-0.06, 0.12) * j)
+        scales = [1 + r.gauss(0, 0.05 * j) for _ in text]
+        lifts = [r.gauss(0, 0.45 * j) for _ in text]
+        gap = r.uniform(-0.1, 0.7) * j
+
+        def width(sz: float, gp: float) -> float:
+            return sum(stringWidth(ch, self.font, sz * k) + gp for ch, k in zip(text, scales, strict=True))
+
+        room = (x1 - x0) - 8
+        while size > 6 and width(size, gap) > room:
+            if gap > 0:
+                gap = max(0.0, gap - 0.2)
+            else:
+                size -= 0.5
+        slack = max(0.0, room - width(size, gap))
+        x = x0 + (6 if spec.kind == "date" else 4) + r.uniform(-1.5, min(slack, 16.0)) * min(j, 1.0)
+        base = cy - size * 0.35 + r.uniform(-1.2, 1.2) * j
+        c.saveState()
+        self._ink(self.weight)  # with text render mode 2 (fill and stroke): a heavier pen line
+        c.translate(x, base)
+        c.rotate(r.uniform(-1.2, 1.2) * j)
+        pos = 0.0
+        for ch, k, lift in zip(text, scales, lifts, strict=True):
+            t = c.beginText(pos, lift)
+            t.setTextRenderMode(2 if self.weight > 0.05 else 0)
+            t.setFont(self.font, size * k)
+            t.textOut(ch)
+            c.drawText(t)
+            pos += stringWidth(ch, self.font, size * k) + gap
+        c.restoreState()
+
+    def mark(self, spec: Any, sign: str) -> None:
+        import math
+
+        from reportlab.pdfbase import pdfmetrics
+
+        c, j, r = self.c, self.style.jitter, self._rng(spec.path)
+        x0, top, x1, bottom = spec.box
+        cx, cy = (x0 + x1) / 2, self.height - (top + bottom) / 2
+        c.saveState()
+        self._ink(r.uniform(0.8, 1.6))
+        if sign == "drawn" and spec.kind == "checkbox":
+            h = bottom - top
+            sx, sy = x0 + 1.5 + r.uniform(-1, 1.5) * j, cy + r.uniform(-1.5, 1.5) * j  # left arm starts
+            vx, vy = cx - 1 + r.uniform(-1.2, 1.2) * j, cy - h / 2 + 1.5 + r.uniform(-1.5, 1.5) * j  # bottom
+            ex = x1 + r.uniform(-1, 4) * j  # the long arm often runs past the box
+            ey = cy + h / 2 + r.uniform(-1, 4) * j
+            path = c.beginPath()
+            path.moveTo(sx, sy)
+            path.curveTo(sx + (vx - sx) * 0.4, sy - (sy - vy) * 0.3, vx - 0.5, vy + 1, vx, vy)
+            bend = r.uniform(-2, 2) * j
+            path.curveTo(vx + (ex - vx) * 0.3 + bend, vy + (ey - vy) * 0.45, ex - 1, ey - 1 - bend, ex, ey)
+            c.drawPath(path, stroke=1, fill=0)
+        elif sign == "drawn":
+            rad = 5.5 * (1 + r.uniform(-0.1, 0.3) * j)
+            squash = 1 + r.uniform(-0.22, 0.15) * j
+            tilt = r.uniform(-0.6, 0.6)
+            ox, oy = cx + r.uniform(-2, 2) * j, cy + r.uniform(-1.5, 1.5) * j
+            start = r.uniform(0, 2 * math.pi)
+            sweep = 2 * math.pi + math.radians(r.uniform(-25, 45)) * j  # a gap or an overlap
+            drift = r.uniform(-0.2, 0.2) * j  # the pen does not come back to the same radius
+            wobble, phase = r.uniform(0, 0.06) * j, r.uniform(0, 2 * math.pi)
+            path = c.beginPath()
+            steps = 40
+            for i in range(steps + 1):
+                a = start + sweep * i / steps
+                rr = rad * (1 + drift * i / steps + wobble * math.sin(3 * a + phase))
+                ex_, ey_ = rr * math.cos(a), rr * squash * math.sin(a)
+                px = ox + ex_ * math.cos(tilt) - ey_ * math.sin(tilt)
+                py = oy + ex_ * math.sin(tilt) + ey_ * math.cos(tilt)
+                if i == 0:
+                    path.moveTo(px, py)
+                else:
+                    path.lineTo(px, py)
+            c.drawPath(path, stroke=1, fill=0)
+        else:
+            font = self.font
+            if sign not in "○〇◯レ" or ord(sign) not in pdfmetrics.getFont(font).face.charToGlyph:
+                font = self.fallback
+            size = ((bottom - top) + 2 if spec.kind == "checkbox" else self.style.size) * (1 + r.uniform(-0.1, 0.2) * j)
+            c.translate(cx + r.uniform(-1.5, 1.5) * j, cy - size * 0.35 + r.uniform(-1, 1) * j)
+            c.rotate(r.uniform(-8, 8) * j)
+            c.setFont(font, size)
+            c.drawCentredString(0, 0, sign)
+        c.restoreState()
+
+
 def _overlay(sheet: FilledSheet, template: Template, style: Style) -> bytes:
     from reportlab.lib.utils import ImageReader
     from reportlab.pdfgen import canvas
@@ -271,6 +450,8 @@ def _overlay(sheet: FilledSheet, template: Template, style: Style) -> bytes:
     def y(top: float) -> float:  # template coordinates are top-down, PDF's bottom-up
         return height - top
 
+    handwritten = style.font != "gothic" or style.jitter > 0 or style.ink is not None
+    pen = _Pen(c, style, sheet.form_id, height) if handwritten else None
     for spec in template.fields:
         value = sheet.truth.get(spec.path)
         x0, top, x1, bottom = spec.box
@@ -279,6 +460,9 @@ def _overlay(sheet: FilledSheet, template: Template, style: Style) -> bytes:
             if not value:
                 continue
             sign = style.tick if spec.kind == "checkbox" else style.admin
+            if pen is not None:
+                pen.mark(spec, sign)
+                continue
             if sign == "drawn":
                 c.setLineWidth(1.4)
                 if spec.kind == "checkbox":
@@ -310,6 +494,9 @@ def _overlay(sheet: FilledSheet, template: Template, style: Style) -> bytes:
         else:
             text = sheet.written.get(spec.path, value if isinstance(value, str) else "")
             if not text:
+                continue
+            if pen is not None:
+                pen.text(spec, text)
                 continue
             size = style.size if spec.kind != "email" else style.size - 0.3
             while size > 6 and c.stringWidth(text, font, size) > (x1 - x0) - 8:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,31 @@ def dev_set() -> Path:
     if shared is None:
         pytest.skip("the shared dev set (../shared/dev-set) is not beside this checkout")
     return shared / "dev-set"
+
+
+@dataclass
+class DevRun:
+    """The dev set processed once for the whole test session (OCR takes a while)."""
+
+    home: Path
+    export: Path
+    report: object
+
+
+@pytest.fixture(scope="session")
+def dev_run(dev_set: Path, tmp_path_factory: pytest.TempPathFactory) -> DevRun:
+    from renraku.pipeline.run import process_paths
+    from renraku.sinks.export import export
+
+    home = tmp_path_factory.mktemp("dev-home")
+    context = open_context(Settings(home=home))
+    try:
+        report = process_paths(context, [dev_set / "files", dev_set / "emails"])
+        with context.sessions() as s:
+            export(s, home / "export")
+    finally:
+        context.close()
+    return DevRun(home, home / "export", report)
 
 
 def load_jsonl(path: Path) -> list[dict]:

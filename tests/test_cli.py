@@ -53,7 +53,8 @@ def test_registry_import_and_export(home: Path, tmp_path: Path, capsys: pytest.C
     assert main(["registry", "import", str(sample)]) == 0
     assert "0 facilities added, 0 staff added, 0 updated, 5 unchanged" in capsys.readouterr().out
     bad = tmp_path / "bad.csv"
-    bad.write_text(sample.read_text(encoding="utf-8") + "みどり薬局 芳賀店,,,,,名前,,,,not-an-address,\n", encoding="utf-8")
+    bad_row = "みどり薬局 芳賀店,,,,,名前,,,,not-an-address,\n"
+    bad.write_text(sample.read_text(encoding="utf-8") + bad_row, encoding="utf-8")
     assert main(["registry", "import", str(bad)]) == 7
     assert "7 行目" in capsys.readouterr().err
     assert main(["registry", "export", "--out", str(tmp_path / "registry.csv")]) == 0

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from renraku.context import Context
-from renraku.pipeline.run import process_paths
-from renraku.sinks.export import export
-
-from tests.conftest import load_jsonl
+from tests.conftest import DevRun, load_jsonl
 from tests.pipeline.test_run import truth_sha
 
 
-def test_typed_sets_produce_their_expected_findings(dev_set: Path, ctx: Context, tmp_path: Path) -> None:
-    process_paths(ctx, [dev_set / "files", dev_set / "emails"])
-    with ctx.sessions() as s:
-        export(s, tmp_path)
+def test_typed_sets_produce_their_expected_findings(dev_set: Path, dev_run: DevRun) -> None:
+    tmp_path = dev_run.export
     sheet_set = {}
     sheets = {(r["source"]["sha256"], r["source"]["page"]): r["sheet_id"]
               for r in load_jsonl(tmp_path / "sheets.jsonl")}

@@ -1,0 +1,175 @@
+"""Reading the fields of a registered image page (scan, fax, photo).
+
+The page is resampled into template space (the sheet as the blank, at the reading dpi), its light
+flattened, and the blank's print taken away. A box without the sender's ink is "" without calling
+OCR; marks (check boxes, the 管理者 column, the seal) are read by how much of their box the
+sender's ink covers; text fields are cleaned of rule remnants, stacked by OCR setting and read
+with one Tesseract call per setting; then each kind's repair makes sense of the text and the
+confidence model (calibration.py) turns what was seen into a probability of being right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from rapidfuzz import fuzz
+from renraku import normalize
+from renraku.config import PACKAGE_DIR
+from renraku.extractors import ink as inks
+from renraku.extractors import ocr, repair
+from renraku.extractors.calibration import Evidence, confidence
+from renraku.extractors.fields import FieldReading
+from renraku.extractors.register import Registration, WorkPage, rectify
+from renraku.extractors.templates import FieldSpec, Template
+
+FORMS_DIR = PACKAGE_DIR / "samples" / "forms"
+TITLE = "__title__"
+
+
+@dataclass
+class ImageFit:
+    """What registration found: the page at working size and the best template's transform."""
+
+    work: WorkPage
+    registration: Registration
+
+
+def _settings(config: dict[str, Any]) -> dict[str, ocr.Setting]:
+    out = {}
+    for name, s in config.get("ocr", {}).items():
+        setting = ocr.Setting(name, s["lang"], int(s.get("psm", 6)), s.get("whitelist"), bool(s.get("spaced")))
+        for kind in s.get("kinds", []):
+            out[kind] = setting
+    return out
+
+
+def _keep_writing(mask: np.ndarray) -> np.ndarray:
+    """The sender's strokes only: rule remnants (long thin pieces) and specks dropped."""
+    h, w = mask.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    for i in range(1, n):
+        _x, _y, bw, bh, area = stats[i]
+        if area < 6:
+            continue
+        if (bw <= 4 and bh > 0.6 * h) or (bh <= 4 and bw > 0.3 * w):
+            continue  # a stretch of a printed rule the blank did not quite cover
+        keep[i] = True
+    return keep[labels]
+
+
+def ocr_crop(page: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The field's pixels where the sender wrote (grey levels kept), white elsewhere, cut to the ink."""
+    strokes = _keep_writing(mask)
+    if not strokes.any():
+        return None
+    ys, xs = np.nonzero(strokes)
+    x0, y0, _x1, _y1 = box
+    near = cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    crop = np.where(near, page[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]], 255).astype(np.uint8)
+    pad = 6
+    top, bottom = max(0, ys.min() - pad), min(mask.shape[0], ys.max() + pad + 1)
+    left, right = max(0, xs.min() - pad), min(mask.shape[1], xs.max() + pad + 1)
+    return crop[top:bottom, left:right]
+
+
+class ImageReader:
+    def __init__(self, template: Template, config: dict[str, Any], vocabulary: list[str]):
+        self.template = template
+        self.config = config
+        image = config.get("image", {})
+        self.dpi = int(image.get("dpi", 200))
+        self.title_min = float(image.get("title_min", 0.5))
+        self.marks = config.get("marks_image", {})
+        self.settings = _settings(config)
+        self.vocabulary = vocabulary
+        self.forms_dir = Path(image.get("forms_dir") or FORMS_DIR)
+        self.variants = tuple(image.get("variants", ["plain"]))
+
+    def read(self, gray: np.ndarray, fit: ImageFit) -> list[FieldReading]:
+        rect = inks.flatten_light(rectify(gray, fit.work, fit.registration, self.dpi))
+        ink = inks.page_ink(rect)
+        printed = inks.blank_ink(self.template, self.forms_dir, self.dpi)
+        readings: dict[str, FieldReading] = {}
+        groups: dict[ocr.Setting, dict[Hashable, np.ndarray]] = {}
+        for spec in self.template.fields:
+            box_pt = spec.box
+            if spec.is_mark:
+                readings[spec.path] = self._mark(spec, ink, printed)
+                continue
+            box = inks.box_px(box_pt, self.dpi, rect.shape)
+            mask = inks.written(ink, printed, box, inks.local_shift(ink, printed, box))
+            crop = ocr_crop(rect, mask, box) if inks.has_writing(mask) else None
+            if crop is None:
+                doubt = confidence(Evidence(kind=spec.kind, empty=True, stray_ink=int(mask.sum())))
+                readings[spec.path] = FieldReading(spec.path, spec.kind, "", doubt, "ocr", box_pt)
+                continue
+            groups.setdefault(self.settings.get(spec.kind, self.settings["text"]), {})[spec.path] = crop
+        title_box = inks.box_px(self.template.identity.title_box, self.dpi, rect.shape, grow_pt=4)
+        title_crop = rect[title_box[1]:title_box[3], title_box[0]:title_box[2]]
+        jpn = self.settings["text"]
+        groups.setdefault(jpn, {})[TITLE] = title_crop
+        results: dict[Hashable, list[ocr.Reading]] = {}
+        for setting, crops in groups.items():
+            results |= ocr.read(crops, setting, self.variants)
+        title_text = results[TITLE][0].text
+        title_ok = fuzz.ratio(normalize.compact(title_text), normalize.compact(self.template.identity.title))
+        for spec in self.template.fields:
+            if spec.path in readings:
+                continue
+            readings[spec.path] = self._text(spec, results[spec.path], title_ok / 100 >= self.title_min)
+        return [readings[s.path] for s in self.template.fields]
+
+    def _repair(self, kind: str, text: str) -> repair.Repaired:
+        if kind == "kana":
+            return repair.kana(text)
+        if kind == "job":
+            return repair.job(text, self.vocabulary)
+        if kind == "date":
+            return repair.date(text)
+        if kind == "phone":
+            return repair.phone(text)
+        if kind == "postal_code":
+            return repair.postal_code(text)
+        if kind == "email":
+            return repair.email(text)
+        return repair.japanese_text(text)
+
+    def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool) -> FieldReading:
+        """The best of the readings (shape first, then Tesseract's confidence), and how many agree."""
+        kind = spec.kind
+        candidates = []
+        for reading in readings:
+            fixed = self._repair(kind, reading.text)
+            norm = normalize.normalise(kind, fixed.value)
+            candidates.append((fixed.plausible and norm.ok, reading.mean_conf, fixed, norm, reading))
+        plausible, _c, fixed, norm, reading = max(candidates, key=lambda c: (c[0], c[1]))
+        key = normalize.comparable(kind, norm.value)
+        agree = sum(1 for c in candidates if normalize.comparable(kind, c[3].value) == key) - 1
+        evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,
+                            plausible=plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
+                            chars=len(normalize.compact(norm.value)), title_ok=title_ok,
+                            agreement=agree / max(1, len(candidates) - 1) if len(candidates) > 1 else 1.0)
+        note = "" if plausible else (norm.note or "読み取った値の形が項目に合いません")
+        return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,
+                            note=note)
+
+    def _mark(self, spec: FieldSpec, ink: np.ndarray, printed: inks.Blank) -> FieldReading:
+        kind = spec.kind
+        prefix = {"checkbox": "checkbox", "admin_mark": "admin", "seal": "seal"}[kind]
+        grow = float(self.marks.get("checkbox_grow", 3.0)) if kind == "checkbox" else 0.0
+        box = inks.box_px(spec.box, self.dpi, ink.shape, grow_pt=grow)
+        mask = inks.written(ink, printed, box, inks.local_shift(ink, printed, box))
+        inner = inks.box_px(spec.box, self.dpi, ink.shape)
+        area = max(1, (inner[2] - inner[0]) * (inner[3] - inner[1]))
+        share = float(_keep_writing(mask).sum()) / area
+        on, off = float(self.marks.get(f"{prefix}_on", 0.05)), float(self.marks.get(f"{prefix}_off", 0.01))
+        value = share >= (on + off) / 2
+        conf = confidence(Evidence(kind=kind, mark_share=share, mark_on=on, mark_off=off))
+        note = "" if share >= on or share <= off else "印の有無がはっきりしません"
+        return FieldReading(spec.path, kind, value, conf, "mark", spec.box, raw=f"{share:.3f}", note=note)

@@ -1,0 +1,111 @@
+"""Ink on a registered page that the blank sheet does not print: what the sender wrote.
+
+The blank sheet is rendered in template space at the reading resolution and its ink, widened by a
+few pixels to forgive the last pixel of registration error, is taken away from the page's ink. What
+remains in a field box is the value (or the tick, the circle, the seal); an empty box is known
+without asking Tesseract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from renraku.extractors.templates import Template
+from renraku.pipeline.images import render_pdf_page
+
+FORGIVE_PX = 2  # widening of the printed ink, each side
+
+
+@dataclass(frozen=True)
+class Blank:
+    """The blank sheet's ink in template space: exact (to align on) and widened (to take away)."""
+
+    exact: np.ndarray
+    widened: np.ndarray
+
+
+@lru_cache(maxsize=16)
+def _blank(path: str, page: int, dpi: int) -> Blank:
+    pixels = render_pdf_page(Path(path).read_bytes(), page - 1, dpi).pixels
+    ink = (pixels < 160).astype(np.uint8)
+    k = 2 * FORGIVE_PX + 1
+    return Blank(ink.astype(bool), cv2.dilate(ink, np.ones((k, k), np.uint8)).astype(bool))
+
+
+def blank_ink(template: Template, forms_dir: Path, dpi: int) -> Blank:
+    """Where the blank sheet prints, as boolean images in template space."""
+    return _blank(str(forms_dir / template.source.file), template.source.page, dpi)
+
+
+def local_shift(ink: np.ndarray, blank: Blank, box: tuple[int, int, int, int], radius: int = 5,
+                context: int = 24) -> tuple[int, int]:
+    """The few-pixel shift that best lays the blank's print onto the page around a box.
+
+    A page registered as a whole can still be off by a few pixels in places (paper not flat,
+    scanner or fax feed not even); marks and small text need the print taken away exactly.
+    """
+    h, w = ink.shape
+    x0, y0 = max(0, box[0] - context), max(0, box[1] - context)
+    x1, y1 = min(w, box[2] + context), min(h, box[3] + context)
+    printed = blank.exact[y0:y1, x0:x1].astype(np.float32)
+    if printed.sum() < 20:
+        return 0, 0
+    gx0, gy0 = max(0, x0 - radius), max(0, y0 - radius)
+    gx1, gy1 = min(w, x1 + radius), min(h, y1 + radius)
+    page = ink[gy0:gy1, gx0:gx1].astype(np.float32)
+    if page.shape[0] < printed.shape[0] or page.shape[1] < printed.shape[1]:
+        return 0, 0
+    score = cv2.matchTemplate(page, printed, cv2.TM_CCORR)
+    _min, _max, _minloc, (bx, by) = cv2.minMaxLoc(score)
+    return gx0 + bx - x0, gy0 + by - y0
+
+
+def page_ink(gray: np.ndarray) -> np.ndarray:
+    """Dark marks on the paper, robust to uneven light (photos) and grey scans."""
+    ink = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY_INV, 31, 18)
+    # Specks of fax and scanner noise are not ink.
+    return cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+
+
+def box_px(box: tuple[float, float, float, float], dpi: int, shape: tuple[int, int],
+           grow_pt: float = 0.0) -> tuple[int, int, int, int]:
+    s = dpi / 72.0
+    h, w = shape
+    x0, y0 = max(0, round((box[0] - grow_pt) * s)), max(0, round((box[1] - grow_pt) * s))
+    x1, y1 = min(w, round((box[2] + grow_pt) * s)), min(h, round((box[3] + grow_pt) * s))
+    return x0, y0, x1, y1
+
+
+def written(ink: np.ndarray, blank: Blank, box: tuple[int, int, int, int],
+            shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The sender's ink in a box: page ink minus the blank's (widened) ink, the blank shifted."""
+    x0, y0, x1, y1 = box
+    dx, dy = shift
+    h, w = ink.shape
+    region = ink[y0:y1, x0:x1]
+    sx0, sy0, sx1, sy1 = x0 - dx, y0 - dy, x1 - dx, y1 - dy
+    printed = np.zeros_like(region)
+    cx0, cy0, cx1, cy1 = max(0, sx0), max(0, sy0), min(w, sx1), min(h, sy1)
+    if cx1 > cx0 and cy1 > cy0:
+        printed[cy0 - sy0:cy1 - sy0, cx0 - sx0:cx1 - sx0] = blank.widened[cy0:cy1, cx0:cx1]
+    return region & ~printed
+
+
+def has_writing(mask: np.ndarray, min_pixels: int = 30, min_component: int = 12) -> bool:
+    """Is there something written: enough ink in pieces bigger than specks?"""
+    if int(mask.sum()) < min_pixels:
+        return False
+    _n, _labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return int(sum(a for a in stats[1:, cv2.CC_STAT_AREA] if a >= min_component)) >= min_pixels
+
+
+def flatten_light(gray: np.ndarray) -> np.ndarray:
+    """Divide out uneven light (photos, shadows, grey scans) so the paper is white everywhere."""
+    background = cv2.dilate(gray, np.ones((15, 15), np.uint8))
+    background = cv2.medianBlur(background, 31)
+    flat = gray.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0) * 255.0
+    return np.clip(flat, 0, 255).astype(np.uint8)

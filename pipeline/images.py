@@ -1,0 +1,108 @@
+"""Image pages: scans, faxes and photos as grayscale arrays with their true resolution.
+
+Faxes come at 204×196 or 204×98 dpi (pixels twice as tall as wide in "standard" mode): they are
+resampled to square pixels using the resolution tags, or every circle would be an ellipse to the
+readers. Photos are turned upright by their EXIF orientation. Files too large to be a sheet
+(decompression bombs) or with too many pages are refused with a reason, never loaded blindly.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from renraku.errors import BrokenInput
+
+MAX_PIXELS = 60_000_000  # a 600 dpi A4 scan is 35 Mpx; a 12 Mpx phone photo is common
+MAX_PAGES = 50
+PDF_DPI = 200  # image-only PDF pages are rendered at this resolution
+
+
+@dataclass
+class PageImage:
+    """A page as pixels. `dpi` is the true resolution after resampling to square pixels (None for
+    photos, whose scale only the registration to a template can tell)."""
+
+    pixels: np.ndarray  # 2-D uint8, 255 = white
+    dpi: float | None
+
+
+def _pil_to_gray(img) -> np.ndarray:  # type: ignore[no-untyped-def]
+    if img.mode == "1":
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+    if img.mode not in ("L", "RGB"):
+        img = img.convert("RGB")
+    if img.mode == "RGB":
+        # Luma, but keep red ink (seals) dark enough to be seen on a white page.
+        rgb = np.asarray(img, dtype=np.float32)
+        gray = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+        return np.clip(gray, 0, 255).astype(np.uint8)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _square_pixels(gray: np.ndarray, xdpi: float, ydpi: float) -> tuple[np.ndarray, float]:
+    import cv2
+
+    if abs(xdpi - ydpi) / max(xdpi, ydpi) < 0.02:
+        return gray, xdpi
+    target = max(xdpi, ydpi)
+    h, w = gray.shape
+    size = (round(w * target / xdpi), round(h * target / ydpi))
+    interpolation = cv2.INTER_LINEAR if target > min(xdpi, ydpi) else cv2.INTER_AREA
+    return cv2.resize(gray, size, interpolation=interpolation), target
+
+
+def load_image_pages(data: bytes, media_type: str) -> list[PageImage]:
+    """Every frame of a TIFF, or the one image of a JPEG/PNG, upright and with square pixels."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            frames = getattr(img, "n_frames", 1)
+            if frames > MAX_PAGES:
+                raise BrokenInput(f"ページ数が多すぎます（{frames} ページ、上限 {MAX_PAGES}）", code="too_many_pages")
+            pages = []
+            for index in range(frames):
+                img.seek(index)
+                if img.width * img.height > MAX_PIXELS:
+                    raise BrokenInput(f"画像が大きすぎます（{img.width}×{img.height} 画素）", code="too_large")
+                frame = ImageOps.exif_transpose(img) if index == 0 and media_type == "image/jpeg" else img
+                frame.load()
+                dpi = img.info.get("dpi")
+                gray = _pil_to_gray(frame)
+                if dpi and media_type == "image/tiff":
+                    gray, true_dpi = _square_pixels(gray, float(dpi[0]), float(dpi[1]))
+                    pages.append(PageImage(gray, true_dpi))
+                elif dpi and media_type == "image/png" and float(dpi[0]) > 72:
+                    pages.append(PageImage(gray, float(dpi[0])))
+                else:
+                    pages.append(PageImage(gray, None))
+            return pages
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BrokenInput("画像が大きすぎます（展開すると上限を超えます）", code="too_large") from exc
+    except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
+        raise BrokenInput(f"画像として読めません（{type(exc).__name__}）", code="broken_image") from exc
+
+
+def render_pdf_page(data: bytes, index: int, dpi: int = PDF_DPI) -> PageImage:
+    """A PDF page as pixels (for scanned PDFs: the scan as the reader of the paper sees it)."""
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+        try:
+            page = pdf[index]
+            bitmap = page.render(scale=dpi / 72, grayscale=True)
+            pixels = np.array(bitmap.to_numpy(), dtype=np.uint8)
+        finally:
+            pdf.close()
+    except pdfium.PdfiumError as exc:
+        raise BrokenInput(f"PDF のページを画像にできません（{exc}）", code="broken_pdf") from exc
+    if pixels.ndim == 3:
+        pixels = pixels[..., 0]
+    return PageImage(pixels, float(dpi))
