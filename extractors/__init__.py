@@ -30,8 +30,6 @@ def read_text_page(page: Page, template: Template, classification: Any, config: 
 
 @register("image")
 def read_image_page(page: Page, template: Template, classification: Any, config: dict[str, Any]) -> list[FieldReading]:
-    from renraku.extractors.image_reader import ImageReader
-    from renraku.validators import load_rule_config
+    from renraku.extractors.image_reader import ImageReader, vocabulary
 
-    jobs = load_rule_config().get("jobs", {}).get("titles", [])
-    return ImageReader(template, config, jobs).read(page.image.pixels, classification.fit)
+    return ImageReader(template, config, vocabulary()).read(page.image.pixels, classification.fit)

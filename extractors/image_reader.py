@@ -10,8 +10,10 @@ confidence model (calibration.py) turns what was seen into a probability of bein
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Hashable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,26 @@ from renraku.extractors.templates import FieldSpec, Template
 
 FORMS_DIR = PACKAGE_DIR / "samples" / "forms"
 TITLE = "__title__"
+
+
+VOCABULARY_FILE = Path(__file__).resolve().parent / "vocabulary.toml"
+
+
+@lru_cache(maxsize=2)
+def vocabulary(path: Path = VOCABULARY_FILE) -> dict[str, list[str]]:
+    """Closed and usual lists for repairs: vocabulary.toml, with jobs and places from the rules."""
+    from renraku.validators import load_rule_config
+
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    rules = load_rule_config()
+    prefecture = rules.get("area", {}).get("prefecture", "栃木県")
+    cities = [m for m in rules.get("area", {}).get("municipalities", []) if m.endswith("市")]
+    towns = [d + t for d, ts in data.get("districts", {}).items() for t in ts]
+    out = {k: v for k, v in data.items() if isinstance(v, list)}
+    out["jobs"] = rules.get("jobs", {}).get("titles", [])
+    out["places"] = [prefecture + p for p in cities + towns] + cities + towns
+    return out
 
 
 @dataclass
@@ -79,7 +101,7 @@ def ocr_crop(page: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int])
 
 
 class ImageReader:
-    def __init__(self, template: Template, config: dict[str, Any], vocabulary: list[str]):
+    def __init__(self, template: Template, config: dict[str, Any], vocabulary: dict[str, list[str]]):
         self.template = template
         self.config = config
         image = config.get("image", {})
@@ -125,11 +147,12 @@ class ImageReader:
             readings[spec.path] = self._text(spec, results[spec.path], title_ok / 100 >= self.title_min)
         return [readings[s.path] for s in self.template.fields]
 
-    def _repair(self, kind: str, text: str) -> repair.Repaired:
+    def _repair(self, spec: FieldSpec, text: str) -> repair.Repaired:
+        kind, hints, v = spec.kind, spec.hints, self.vocabulary
         if kind == "kana":
             return repair.kana(text)
         if kind == "job":
-            return repair.job(text, self.vocabulary)
+            return repair.job(text, v.get("jobs", []))
         if kind == "date":
             return repair.date(text)
         if kind == "phone":
@@ -137,7 +160,13 @@ class ImageReader:
         if kind == "postal_code":
             return repair.postal_code(text)
         if kind == "email":
-            return repair.email(text)
+            return repair.email(text, v.get("mail_domains", []), v.get("top_domains", []))
+        if hints.get("vocabulary") in v:
+            return repair.closed_list(text, v[hints["vocabulary"]], 75)
+        if hints.get("suffixes") in v:
+            return repair.with_suffix(text, v[hints["suffixes"]])
+        if hints.get("address"):
+            return repair.address(text, v.get("places", []))
         return repair.japanese_text(text)
 
     def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool) -> FieldReading:
@@ -145,12 +174,18 @@ class ImageReader:
         kind = spec.kind
         candidates = []
         for reading in readings:
-            fixed = self._repair(kind, reading.text)
+            fixed = self._repair(spec, reading.text)
             norm = normalize.normalise(kind, fixed.value)
             candidates.append((fixed.plausible and norm.ok, reading.mean_conf, fixed, norm, reading))
-        plausible, _c, fixed, norm, reading = max(candidates, key=lambda c: (c[0], c[1]))
+        votes: dict[str, int] = {}
+        for c in candidates:
+            k = normalize.comparable(kind, c[3].value)
+            votes[k] = votes.get(k, 0) + 1
+        # The value most readings agree on, then the one with the kind's shape, then Tesseract's surest.
+        plausible, _c, fixed, norm, reading = max(
+            candidates, key=lambda c: (c[0], votes[normalize.comparable(kind, c[3].value)], c[1]))
         key = normalize.comparable(kind, norm.value)
-        agree = sum(1 for c in candidates if normalize.comparable(kind, c[3].value) == key) - 1
+        agree = votes[key] - 1
         evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,
                             plausible=plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
                             chars=len(normalize.compact(norm.value)), title_ok=title_ok,

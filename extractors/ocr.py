@@ -100,6 +100,8 @@ VARIANTS = {
     # Otsu per crop: a different cut between ink and paper, a second opinion on faint or bold print.
     "otsu": lambda c: _otsu(c),
     "large": lambda c: _scaled(c, 1.5),
+    "xl": lambda c: _scaled(c, 2.0),
+    "large_otsu": lambda c: _otsu(_scaled(c, 1.5)),
 }
 
 

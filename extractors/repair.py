@@ -7,6 +7,7 @@ is reported, so confidence can count it: a repaired value is never as sure as a 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -42,12 +43,71 @@ def _cjk(ch: str) -> bool:
     return any(w in name for w in ("CJK", "HIRAGANA", "KATAKANA"))
 
 
+# A run of dashes standing apart at either end is a stretch of rule, not text (センター keeps its ー).
+_LOOSE_DASHES = re.compile(r"^[ー一―‐\-\s「」|]+\s|\s[ー一―‐\-\s「」|]+$")
+
+
 def japanese_text(text: str) -> Repaired:
-    value, trimmed = trim_junk(text)
-    # Tesseract puts spaces inside Japanese runs; a single space between two CJK characters is kept
-    # only where it separated words on the sheet, which `ocr._join` already decided.
-    value = re.sub(r"\s+", " ", value)
-    return Repaired(value, ["trim"] if trimmed else [], plausible=bool(value) and any(_cjk(c) for c in value))
+    s = normalize.text(text)
+    value = _LOOSE_DASHES.sub("", s)
+    value, _ = trim_junk(value)
+    return Repaired(value, ["trim"] if value != s else [], plausible=bool(value) and any(_cjk(c) for c in value))
+
+
+def _close(a: str, b: str) -> int:
+    from rapidfuzz.distance import Levenshtein
+
+    return Levenshtein.distance(a, b)
+
+
+def closed_list(text: str, words: list[str], min_score: float) -> Repaired:
+    """A value from a list (titles, medical associations): the nearest entry when close enough."""
+    base = japanese_text(text)
+    compact = normalize.compact(base.value)
+    if not compact or compact in words:
+        return Repaired(compact or base.value, base.repairs, base.plausible, 1.0 if compact else 0.0)
+    match = process.extractOne(compact, words, scorer=fuzz.ratio)
+    if match is None or match[1] < min_score:
+        return Repaired(base.value, base.repairs, base.plausible, 0.0)
+    return Repaired(match[0], [*base.repairs, "vocabulary"], True, match[1] / 100)
+
+
+def with_suffix(text: str, suffixes: list[str]) -> Repaired:
+    """A name ending in a known kind of facility (…調剤薬局): one slip in the ending is mended."""
+    base = japanese_text(text)
+    value = base.value
+    compact = value.replace(" ", "")
+    for suffix in sorted(suffixes, key=len, reverse=True):  # the longest ending decides
+        n = len(suffix)
+        if compact.endswith(suffix):
+            return base
+        if n >= 3 and len(compact) > n and _close(compact[-n:], suffix) == 1:
+            return Repaired(compact[:-n] + suffix, [*base.repairs, "suffix"], base.plausible)
+    return base
+
+
+def address(text: str, places: list[str]) -> Repaired:
+    """An address beginning with a known prefecture and municipality: a slip in them is mended.
+
+    Spaces OCR puts between two Japanese characters go; a space after the street number (before a
+    building's name) stays, as the sender wrote it.
+    """
+    base = japanese_text(text)
+    value = re.sub(r"(?<=\d)\s*[・･.,、ー一―−]\s*(?=\d)", "-", base.value)  # 1・5-7 → 1-5-7
+    value = re.sub(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f\d])", "", value)
+    repairs = list(base.repairs) + (["respaced"] if value != base.value else [])
+    best: tuple[int, str, int] | None = None
+    for place in places:
+        if value.startswith(place):
+            return Repaired(value, repairs, True)
+        for cut in (len(place) - 1, len(place), len(place) + 1):
+            d = _close(value[:cut], place)
+            if d <= max(1, len(place) // 4) and (best is None or d < best[0]):
+                best = (d, place, cut)
+    if best is None:
+        return Repaired(value, repairs, base.plausible)
+    _d, place, cut = best
+    return Repaired(place + value[cut:], [*repairs, "place"], True)
 
 
 def kana(text: str) -> Repaired:
@@ -74,18 +134,31 @@ def job(text: str, titles: list[str]) -> Repaired:
     return Repaired(match[0], ["vocabulary"], True, match[1] / 100)
 
 
-def date(text: str) -> Repaired:
+def _plausible_year(iso: str, today: dt.date) -> bool:
+    return today.year - 15 <= int(iso[:4]) <= today.year + 1
+
+
+def date(text: str, today: dt.date | None = None) -> Repaired:
+    """A date a sheet could carry: a real one, within a few years of today."""
+    today = today or dt.date.today()
     s = normalize.text(text).replace(" ", "")
     s = s.strip(JUNK)
-    if normalize.parse_date(s).iso:
+    iso = normalize.parse_date(s).iso
+    if iso and _plausible_year(iso, today):
         return Repaired(s)
+    if iso and re.match(r"^\d{4}", s):  # 2625/7/26: one slipped digit in the year
+        for year in (today.year, today.year - 1, today.year + 1):
+            if _close(s[:4], str(year)) == 1:
+                return Repaired(str(year) + s[4:], ["year"], True)
+        return Repaired(s, [], plausible=False)
     repairs = []
     era = re.match(r"^(令和|平成|昭和|[RHSrhs])", s)
     numbers = re.findall(r"\d+|元", s)
     if len(numbers) >= 3:
         year, month, day = numbers[0], numbers[1], numbers[2]
         candidate = f"{era.group(1)}{year}年{month}月{day}日" if era else f"{year}/{month}/{day}"
-        if normalize.parse_date(candidate).iso:
+        iso = normalize.parse_date(candidate).iso
+        if iso and _plausible_year(iso, today):
             repairs.append("date_shape")
             return Repaired(candidate, repairs)
     return Repaired(s, repairs, plausible=False)
@@ -99,6 +172,9 @@ def phone(text: str) -> Repaired:
     value, trimmed = trim_junk(text)
     fixed = value.translate(_PHONE_SLIPS).replace(" ", "")
     repairs = (["trim"] if trimmed else []) + (["character"] if fixed != value.replace(" ", "") else [])
+    if re.match(r"^[689]\d{1,4}-", fixed):  # every Japanese number begins with 0; a 6, 8 or 9 there is a slip
+        fixed = "0" + fixed[1:]
+        repairs.append("leading_zero")
     # Remarks keep their brackets: 028-621-3923(内線268)
     fixed = re.sub(r"[（(]\s*", "(", fixed)
     fixed = re.sub(r"\s*[）)]?$", lambda m: ")" if "(" in fixed and not fixed.endswith(")") else m.group(0), fixed)
@@ -119,7 +195,26 @@ def postal_code(text: str) -> Repaired:
     return Repaired(fixed, repairs, bool(re.fullmatch(r"\d{3}-\d{4}", fixed)))
 
 
-def email(text: str, known_domains: set[str] | None = None) -> Repaired:
+def _mend_domain(domain: str, known: list[str], tops: list[str]) -> tuple[str, str | None]:
+    """A domain one slip away from a well-known one, or ending one slip away from a top domain."""
+    if not domain or domain in known:
+        return domain, None
+    near = [k for k in known if _close(domain, k) == 1]
+    if len(near) == 1:
+        return near[0], "known_domain"
+    labels = domain.rsplit(".", 2)
+    for n in (2, 1):
+        if len(labels) > n:
+            end = ".".join(labels[-n:])
+            if end in tops:
+                return domain, None
+            near_top = [t for t in tops if t.count(".") == n - 1 and _close(end, t) == 1 and len(t) > 1]
+            if len(near_top) == 1:
+                return ".".join([*labels[:-n], near_top[0]]), "top_domain"
+    return domain, None
+
+
+def email(text: str, known_domains: list[str] | None = None, tops: list[str] | None = None) -> Repaired:
     s = normalize.text(text)
     value = s.strip(JUNK.replace(".", "").replace("_", "").replace("-", "") + " .,")
     repairs = ["trim"] if value != s else []
@@ -134,9 +229,10 @@ def email(text: str, known_domains: set[str] | None = None) -> Repaired:
                 break
         if fixed_domain != domain:
             repairs.append("domain")
+        fixed_domain, how = _mend_domain(fixed_domain, known_domains or [], tops or [])
+        if how:
+            repairs.append(how)
         value = f"{local}@{fixed_domain}"
     plausible = bool(re.fullmatch(r"[a-z0-9._%+\- ]+@[a-z0-9\-]+(\.[a-z0-9\-]+)+", value))
-    if known_domains and at and value.partition("@")[2] in known_domains:
-        repairs.append("known_domain")
     return Repaired(value, repairs, plausible)
 
