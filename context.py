@@ -6,14 +6,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
 from renraku.config import Settings, load_settings
 from renraku.extractors.fields import reading_config
 from renraku.extractors.templates import load_templates
 from renraku.pipeline.read import ReadContext
 from renraku.sinks.db import make_engine, migrate, session_factory
 from renraku.sinks.store import DocumentStore
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 
 @dataclass

@@ -32,4 +32,5 @@ def read_text_page(page: Page, template: Template, classification: Any, config: 
 def read_image_page(page: Page, template: Template, classification: Any, config: dict[str, Any]) -> list[FieldReading]:
     from renraku.extractors.image_reader import ImageReader, vocabulary
 
-    return ImageReader(template, config, vocabulary()).read(page.image.pixels, classification.fit)
+    return ImageReader(template, config, vocabulary()).read(page.image.pixels, classification.fit,
+                                                            page.image.channel)

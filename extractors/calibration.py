@@ -11,12 +11,15 @@ then chosen on the same data so that what is not flagged is right at least 99.5 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
+log = logging.getLogger(__name__)
+_WARNED: set[str] = set()
 
 GROUPS = {
     "text": "jpn", "name": "jpn", "kana": "kana", "job": "job", "date": "date",
@@ -36,6 +39,7 @@ class Evidence:
     chars: int = 0
     title_ok: bool = True
     agreement: float = 1.0  # share of the other readings that gave the same value
+    channel: str = "scan"  # fax_fine | fax_standard | photo | scan
     empty: bool = False
     stray_ink: int = 0
     mark_share: float = 0.0
@@ -53,7 +57,9 @@ class Evidence:
             mid, half = (self.mark_on + self.mark_off) / 2, max(1e-6, (self.mark_on - self.mark_off) / 2)
             return [1.0, min(4.0, abs(self.mark_share - mid) / half)]
         return [1.0, self.mean_conf, self.min_conf, float(self.plausible), float(min(self.repairs, 3)),
-                self.vocabulary, math.log1p(self.chars), float(self.title_ok), self.agreement]
+                self.vocabulary, math.log1p(self.chars), float(self.title_ok), self.agreement,
+                float(self.channel == "photo"), float(self.channel == "fax_standard"),
+                float(self.channel == "fax_fine")]
 
 
 # Until a fit exists, a cautious prior: only readings Tesseract is very sure of, with the right
@@ -61,16 +67,23 @@ class Evidence:
 PRIOR = {
     "empty": [4.0, -1.0],
     "mark": [-1.0, 2.5],
-    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0],
+    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5],
 }
 
 
 @lru_cache(maxsize=2)
-def _coefficients(path: str) -> dict[str, list[float]]:
+def _load(path: str) -> dict:
     p = Path(path)
-    if not p.exists():
-        return {}
-    return json.loads(p.read_text(encoding="utf-8")).get("coefficients", {})
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+def _coefficients(path: str) -> dict[str, list[float]]:
+    return _load(path).get("coefficients", {})
+
+
+def calibrated_threshold(calibration: Path = CALIBRATION_FILE, default: float = 0.9) -> float:
+    """The review threshold chosen on labelled data (see bench/calibrate.py)."""
+    return float(_load(str(calibration)).get("threshold", default))
 
 
 def _prior(group: str) -> list[float]:
@@ -88,8 +101,14 @@ def probability(features: list[float], coefficients: list[float]) -> float:
 
 def confidence(evidence: Evidence, calibration: Path = CALIBRATION_FILE) -> float:
     group = evidence.group()
-    coefficients = _coefficients(str(calibration)).get(group) or _prior(group)
-    return round(probability(evidence.features(), coefficients), 4)
+    features = evidence.features()
+    coefficients = _coefficients(str(calibration)).get(group)
+    if coefficients is None or len(coefficients) != len(features):
+        if coefficients is not None and group not in _WARNED:  # fitted for other evidence: the prior flags more
+            _WARNED.add(group)
+            log.warning("calibration for %s does not fit the evidence; run bench/calibrate.py", group)
+        coefficients = _prior(group)
+    return round(probability(features, coefficients), 4)
 
 
 def fit_logistic(x: list[list[float]], y: list[int], l2: float = 1.0, iterations: int = 50) -> list[float]:

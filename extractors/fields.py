@@ -25,6 +25,7 @@ class FieldReading:
     raw: str = ""  # what was read before normalisation
     note: str = ""  # why the value is doubtful (Japanese, for the reviewer)
     needs_review: bool = False
+    evidence: Any = field(default=None, repr=False, compare=False)  # what confidence was built from
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 from rapidfuzz import fuzz
+
 from renraku import normalize
 from renraku.config import PACKAGE_DIR
 from renraku.extractors import ink as inks
@@ -113,7 +114,8 @@ class ImageReader:
         self.forms_dir = Path(image.get("forms_dir") or FORMS_DIR)
         self.variants = tuple(image.get("variants", ["plain"]))
 
-    def read(self, gray: np.ndarray, fit: ImageFit) -> list[FieldReading]:
+    def read(self, gray: np.ndarray, fit: ImageFit, channel: str = "scan") -> list[FieldReading]:
+        self.channel = "photo" if fit.work.photo else channel
         rect = inks.flatten_light(rectify(gray, fit.work, fit.registration, self.dpi))
         ink = inks.page_ink(rect)
         printed = inks.blank_ink(self.template, self.forms_dir, self.dpi)
@@ -128,8 +130,9 @@ class ImageReader:
             mask = inks.written(ink, printed, box, inks.local_shift(ink, printed, box))
             crop = ocr_crop(rect, mask, box) if inks.has_writing(mask) else None
             if crop is None:
-                doubt = confidence(Evidence(kind=spec.kind, empty=True, stray_ink=int(mask.sum())))
-                readings[spec.path] = FieldReading(spec.path, spec.kind, "", doubt, "ocr", box_pt)
+                evidence = Evidence(kind=spec.kind, empty=True, stray_ink=int(mask.sum()))
+                readings[spec.path] = FieldReading(spec.path, spec.kind, "", confidence(evidence), "ocr", box_pt,
+                                                   evidence=evidence)
                 continue
             groups.setdefault(self.settings.get(spec.kind, self.settings["text"]), {})[spec.path] = crop
         title_box = inks.box_px(self.template.identity.title_box, self.dpi, rect.shape, grow_pt=4)
@@ -139,6 +142,9 @@ class ImageReader:
         results: dict[Hashable, list[ocr.Reading]] = {}
         for setting, crops in groups.items():
             results |= ocr.read(crops, setting, self.variants)
+            missed = {k: crops[k] for k in crops if k != TITLE and not any(r.words for r in results[k])}
+            if missed:  # ink, yet no words in any reading: read those crops again, each on its own
+                results |= ocr.read_single(missed, setting, self.variants)
         title_text = results[TITLE][0].text
         title_ok = fuzz.ratio(normalize.compact(title_text), normalize.compact(self.template.identity.title))
         for spec in self.template.fields:
@@ -188,11 +194,11 @@ class ImageReader:
         agree = votes[key] - 1
         evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,
                             plausible=plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
-                            chars=len(normalize.compact(norm.value)), title_ok=title_ok,
+                            chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=self.channel,
                             agreement=agree / max(1, len(candidates) - 1) if len(candidates) > 1 else 1.0)
         note = "" if plausible else (norm.note or "読み取った値の形が項目に合いません")
         return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,
-                            note=note)
+                            note=note, evidence=evidence)
 
     def _mark(self, spec: FieldSpec, ink: np.ndarray, printed: inks.Blank) -> FieldReading:
         kind = spec.kind
@@ -205,6 +211,7 @@ class ImageReader:
         share = float(_keep_writing(mask).sum()) / area
         on, off = float(self.marks.get(f"{prefix}_on", 0.05)), float(self.marks.get(f"{prefix}_off", 0.01))
         value = share >= (on + off) / 2
-        conf = confidence(Evidence(kind=kind, mark_share=share, mark_on=on, mark_off=off))
+        evidence = Evidence(kind=kind, mark_share=share, mark_on=on, mark_off=off)
         note = "" if share >= on or share <= off else "印の有無がはっきりしません"
-        return FieldReading(spec.path, kind, value, conf, "mark", spec.box, raw=f"{share:.3f}", note=note)
+        return FieldReading(spec.path, kind, value, confidence(evidence), "mark", spec.box, raw=f"{share:.3f}",
+                            note=note, evidence=evidence)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from renraku.extractors.templates import Template
 from renraku.pipeline.images import render_pdf_page
 

@@ -1,9 +1,11 @@
-"""Tesseract, called few times: crops that are read the same way share one canvas and one call.
+"""Tesseract, called few times: crops that are read the same way share one process.
 
 Each Tesseract call starts a process and loads its language model (a large share of a second for
-`jpn`), so reading field by field would cost seconds per page. Crops are stacked on a white canvas
-with gaps between them, read once with `image_to_data`, and every word is given back to the crop
-whose band holds its centre.
+`jpn`), so reading field by field would cost seconds per page. The crops of a setting are stacked
+on a canvas (one canvas per variant: plain, enlarged, binarised) and all canvases go to one call as
+a list of images, so the model is loaded once; every word is given back to the crop whose band
+holds its centre. Stacked crops read better than lone ones (Tesseract sees a consistent text size),
+but now and then it skips one: those are read again alone (`read_single`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 GAP = 28  # white pixels between stacked crops: Tesseract keeps them on separate lines
-PAD = 16
+PAD = 16  # white border around each crop
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Setting:
     spaced: bool = False  # text with spaces between words (e-mail, Latin) rather than Japanese
 
     def config(self) -> str:
-        parts = [f"--psm {self.psm}", "-c preserve_interword_spaces=1"]
+        parts = [f"--psm {self.psm}", "-c preserve_interword_spaces=1"]  # psm 7: one line of text
         if self.whitelist:
             parts.append(f"-c tessedit_char_whitelist={self.whitelist}")
         return " ".join(parts)
@@ -160,5 +162,42 @@ def read(crops: dict[Hashable, np.ndarray], setting: Setting,
             if b0 - GAP / 2 <= cy < b1 + GAP / 2:
                 words[(v, key)].append(Word(text, float(conf), (x - PAD, y - b0, x - PAD + w, y - b0 + h)))
                 break
+    return {k: [Reading(_join(words[(v, k)], setting.spaced), words[(v, k)]) for v in range(len(variants))]
+            for k in keys}
+
+
+def read_single(crops: dict[Hashable, np.ndarray], setting: Setting,
+                variants: Sequence[str] = ("plain",)) -> dict[Hashable, list[Reading]]:
+    """Like `read`, but each crop (in each variant) is its own image: one crop's layout never
+    disturbs another's. Used again for crops the stacked reading gave no words for."""
+    import tempfile
+
+    import cv2
+    import pytesseract
+
+    keys = list(crops)
+    if not keys:
+        return {}
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one core per page: pages run in parallel
+    jobs = [(v, k) for v in range(len(variants)) for k in keys]
+    with tempfile.TemporaryDirectory(prefix="renraku-ocr-") as tmp:
+        paths = []
+        for i, (v, k) in enumerate(jobs):
+            image = cv2.copyMakeBorder(VARIANTS[variants[v]](crops[k]), PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT,
+                                       value=255)
+            path = os.path.join(tmp, f"{i}.png")
+            cv2.imwrite(path, image)
+            paths.append(path)
+        listing = os.path.join(tmp, "crops.txt")
+        with open(listing, "w") as fh:
+            fh.write("\n".join(paths) + "\n")
+        data = pytesseract.image_to_data(listing, lang=setting.lang, config=setting.config(),
+                                         output_type=pytesseract.Output.DICT)
+    words: dict[tuple[int, Hashable], list[Word]] = {job: [] for job in jobs}
+    for page, text, conf, x, y, w, h in zip(data["page_num"], data["text"], data["conf"], data["left"], data["top"],
+                                            data["width"], data["height"], strict=True):
+        text = str(text).strip()
+        if text and float(conf) >= 0:
+            words[jobs[int(page) - 1]].append(Word(text, float(conf), (x - PAD, y - PAD, x - PAD + w, y - PAD + h)))
     return {k: [Reading(_join(words[(v, k)], setting.spaced), words[(v, k)]) for v in range(len(variants))]
             for k in keys}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from renraku.extractors.templates import Template
 
 WORK_LONG_SIDE = 1169  # A4 at 100 dpi: precise to a quarter millimetre, fast

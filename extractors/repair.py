@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
+
 from renraku import normalize
 
 # Rule remnants and specks Tesseract turns into characters at the ends of a crop.

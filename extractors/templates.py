@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
+
 from renraku.errors import TemplateError
 
 FieldKind = Literal[

@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
 from renraku.errors import BrokenInput
 
 MAX_PIXELS = 60_000_000  # a 600 dpi A4 scan is 35 Mpx; a 12 Mpx phone photo is common
@@ -27,6 +28,7 @@ class PageImage:
 
     pixels: np.ndarray  # 2-D uint8, 255 = white
     dpi: float | None
+    channel: str = "scan"  # fax_fine | fax_standard | photo | scan: how the page was made, as far as seen
 
 
 def _pil_to_gray(img) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -76,16 +78,21 @@ def load_image_pages(data: bytes, media_type: str) -> list[PageImage]:
                 dpi = img.info.get("dpi")
                 gray = _pil_to_gray(frame)
                 if dpi and media_type == "image/tiff":
-                    gray, true_dpi = _square_pixels(gray, float(dpi[0]), float(dpi[1]))
-                    pages.append(PageImage(gray, true_dpi))
+                    xdpi, ydpi = float(dpi[0]), float(dpi[1])
+                    gray, true_dpi = _square_pixels(gray, xdpi, ydpi)
+                    fax = "fax_standard" if ydpi < 0.75 * xdpi else "fax_fine" if 190 <= xdpi <= 210 else "scan"
+                    pages.append(PageImage(gray, true_dpi, fax))
                 elif dpi and media_type == "image/png" and float(dpi[0]) > 72:
                     pages.append(PageImage(gray, float(dpi[0])))
                 else:
-                    pages.append(PageImage(gray, None))
+                    pages.append(PageImage(gray, None, "photo" if media_type == "image/jpeg" else "scan"))
             return pages
+    except BrokenInput:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BrokenInput("画像が大きすぎます（展開すると上限を超えます）", code="too_large") from exc
-    except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, EOFError, TypeError, KeyError, SyntaxError,
+            IndexError, ZeroDivisionError) as exc:  # what Pillow raises on damaged files, seen in the wild
         raise BrokenInput(f"画像として読めません（{type(exc).__name__}）", code="broken_image") from exc
 
 

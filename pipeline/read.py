@@ -61,7 +61,12 @@ class ReadContext:
 
     @property
     def threshold(self) -> float:
-        return float(self.config.get("review", {}).get("threshold", 0.9))
+        value = self.config.get("review", {}).get("threshold", "calibrated")
+        if value == "calibrated":
+            from renraku.extractors.calibration import calibrated_threshold
+
+            return calibrated_threshold()
+        return float(value)
 
     def template(self, form_id: str) -> Template | None:
         return next((t for t in self.templates if t.form_id == form_id), None)

@@ -15,11 +15,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
+
 from renraku.context import Context
 from renraku.pipeline.read import DocumentResult, open_document, page_pool, read_opened, walk
 from renraku.sinks import models as m
 from renraku.sinks.records import document_by_sha, record_applications, record_document
-from sqlalchemy.exc import IntegrityError
 
 log = logging.getLogger(__name__)
 

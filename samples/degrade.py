@@ -34,6 +34,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
 from renraku.samples.generator import (
     FONT_CANDIDATES,
     FilledSheet,
@@ -706,6 +707,26 @@ def make_labelled_set(out_dir: Path, n: int, seed: int, channels: Sequence[str] 
         fh.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in truth)
     with open(out_dir / "sets.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return truth
+
+
+def write_demo_images(out: Path, seed: int = 7) -> list[dict[str, Any]]:
+    """Image samples for the demo inbox: a set by fax behind a cover page, a change notice as a photo."""
+    from renraku.samples.generator import invent_change, invent_cover, invent_set, random_style, render_pdf
+
+    rng = random.Random(seed + 1000)
+    sheets = invent_set(rng)
+    cover = invent_cover(rng, sheets[0].truth["facility_name"], len(sheets) + 1)
+    pdf = render_pdf([cover, *sheets], random_style(rng))
+    header = fax_header(rng, dt.datetime(2025, 9, 12, 9, 41), sheets[0].truth["fax"], sheets[0].truth["facility_name"])
+    name = "FAX_20250912_094100.tif"
+    (out / name).write_bytes(fax_tiff(render_pages(pdf), "fine", rng, header))
+    truth = [{"file": name, "page": i + 1, "form_id": s.form_id, "fields": s.truth}
+             for i, s in enumerate([cover, *sheets])]
+    change = invent_change(rng)
+    name = "IMG_20251002_103146.jpg"
+    (out / name).write_bytes(photo_jpeg(render_pages(render_pdf([change]), color=True)[0], rng))
+    truth.append({"file": name, "page": 1, "form_id": "staff_change", "fields": change.truth})
     return truth
 
 

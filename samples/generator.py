@@ -563,14 +563,14 @@ def truth_lines(sheets: list[FilledSheet], file: str) -> list[dict[str, Any]]:
 
 
 def eml_with_attachments(attachments: list[tuple[str, bytes]], *, subject: str, sender: str,
-                         when: dt.datetime, body: str = "") -> bytes:
+                         when: dt.datetime, body: str = "", message_id: str | None = None) -> bytes:
     """An e-mail as a facility sends it: Japanese subject and file names (RFC 2047/2231)."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = "どこでも連絡帳事務局 <jimukyoku@renraku.example.jp>"
     msg["Subject"] = subject
     msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = make_msgid(domain="sender.example.jp")
+    msg["Message-ID"] = message_id or make_msgid(domain="sender.example.jp")
     msg.set_content(body or "お世話になっております。申込書類を添付いたします。\nよろしくお願いいたします。\n")
     for name, data in attachments:
         maintype, subtype = ("application", "pdf") if name.endswith(".pdf") else ("application", "octet-stream")
@@ -609,7 +609,8 @@ def write_demo_inbox(out: Path, seed: int = 7, truth_file: Path | None = None) -
     subject = f"どこでも連絡帳 利用申込書の送付（{second[0].truth['facility_name']}）"
     eml = eml_with_attachments([*files, ("利用案内.docx", _guide_docx())], subject=subject,
                                sender=f"{second[0].truth['contact_name']} <{second[0].truth['contact_email']}>",
-                               when=dt.datetime(2025, 9, 2, 14, 50, tzinfo=dt.timezone(dt.timedelta(hours=9))))
+                               when=dt.datetime(2025, 9, 2, 14, 50, tzinfo=dt.timezone(dt.timedelta(hours=9))),
+                               message_id=f"<demo-{seed}.20250902145005@sender.example.jp>")
     (out / "20250902_145005.eml").write_bytes(eml)
     for (fname, _data), sheet in zip(files, second, strict=True):
         truth += truth_lines([sheet], f"20250902_145005.eml#{fname}")
@@ -636,8 +637,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=PACKAGE_DIR / "samples" / "inbox")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    from renraku.samples.degrade import write_demo_images  # degrade builds on this module
+
     truth = write_demo_inbox(args.out, args.seed)
-    print(f"{len(truth)} pages written to {args.out}")
+    images = write_demo_images(args.out, args.seed)
+    with open(args.out.parent / "inbox_truth.jsonl", "a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in images)
+    print(f"{len(truth) + len(images)} pages written to {args.out}")
 
 
 if __name__ == "__main__":

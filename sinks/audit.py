@@ -12,10 +12,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from renraku.sinks.models import AuditEntry, utcnow
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+from renraku.sinks.models import AuditEntry, utcnow
 
 GENESIS = "0" * 64
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from renraku.sinks import models as m
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
+
+from renraku.sinks import models as m
 
 STAFF_COLUMNS = ["facility_name", "name", "name_kana", "job", "admin", "email", "source", "registered_on"]
 

@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from renraku import normalize
 from renraku.errors import DecisionRefused, PermissionDenied
 from renraku.extractors.templates import MARK_KINDS
@@ -18,7 +20,6 @@ from renraku.sinks import models as m
 from renraku.sinks.records import application_status, application_view, revalidate
 from renraku.sinks.registry import apply_application
 from renraku.validators import load_rule_config
-from sqlalchemy.orm import Session
 
 REVIEWER, SUPERVISOR, AUDITOR = "reviewer", "supervisor", "auditor"
 CAN = {

@@ -6,13 +6,14 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
 from renraku import normalize
 from renraku.pipeline.grouping import NEW_FACILITY_FORMS, facility_identity, facility_name, group_sheets
 from renraku.pipeline.read import DocumentResult, PageResult
 from renraku.sinks import models as m
 from renraku.validators import ApplicationView, SheetView, check, load_rule_config
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
 
 NOT_A_FORM = "cover"
 OPEN = ("incomplete", "needs_review", "ready")

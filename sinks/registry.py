@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
 from renraku import normalize
 from renraku.errors import DecisionRefused, RegistryImportError
 from renraku.sinks import models as m
@@ -28,8 +31,6 @@ from renraku.validators import ApplicationView, KnownStaff, RuleContext
 from renraku.validators.common import label, rows
 from renraku.validators.emails import email_problem
 from renraku.validators.identity import facility_key, names_match
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
 
 COLUMNS = ["facility_name", "facility_kana", "postal_code", "address", "phone",
            "staff_name", "staff_kana", "job", "admin", "email", "registered_on"]

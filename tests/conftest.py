@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from renraku.config import DEFAULT_TEMPLATES_DIR, Settings
 from renraku.context import Context, open_context
 from renraku.extractors.fields import reading_config

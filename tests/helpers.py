@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pypdf import PdfReader, PdfWriter, Transformation
+
 from renraku.samples.generator import FORMS_DIR, _font
 
 BLANKS = {

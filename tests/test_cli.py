@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from renraku.cli import main
 
+from renraku.cli import main
 from tests.conftest import load_jsonl
 
 INBOX = Path(__file__).resolve().parents[1] / "samples" / "inbox"
@@ -16,14 +16,14 @@ def test_process_prints_a_summary_and_writes_the_export(home: Path, tmp_path: Pa
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["process", str(INBOX), "--export", str(tmp_path / "export")]) == 0
     out = capsys.readouterr().out
-    assert "4 files (4 recorded" in out
-    assert "sheets read: 11 (10 forms)" in out
+    assert "6 files (6 recorded" in out
+    assert "sheets read: 16 (14 forms)" in out
     assert str(home) in out
-    assert len(load_jsonl(tmp_path / "export" / "sheets.jsonl")) == 11
+    assert len(load_jsonl(tmp_path / "export" / "sheets.jsonl")) == 16
     assert (home / "renraku.db").exists()
 
     assert main(["process", str(INBOX)]) == 0
-    assert "4 duplicates" in capsys.readouterr().out
+    assert "6 duplicates" in capsys.readouterr().out
     assert main(["export", "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "sheets.jsonl").read_text() == (tmp_path / "export" / "sheets.jsonl").read_text()
 

@@ -1,6 +1,7 @@
 """Normalisation of field values (SPEC §2), table-driven."""
 
 import pytest
+
 from renraku import normalize
 
 

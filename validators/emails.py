@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+
 from renraku import normalize
 from renraku.validators import ApplicationView, Finding, RuleContext, rule
 from renraku.validators.common import label, rows

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
+
 from renraku import normalize
 
 

@@ -1,8 +1,9 @@
 """Alembic environment: the engine comes from renraku (sinks.db), never from a hard-coded URL."""
 
 from alembic import context
-from renraku.sinks.models import Base
 from sqlalchemy import create_engine
+
+from renraku.sinks.models import Base
 
 config = context.config
 engine = config.attributes.get("engine")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader, PdfWriter, Transformation
+
 from renraku.cli import main
 from renraku.config import DEFAULT_TEMPLATES_DIR
 from renraku.errors import TemplateError

@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from renraku import normalize
 from renraku.extractors.fields import FieldReading
 from renraku.pipeline.pages import load_pdf
 from renraku.pipeline.read import ReadContext, read_page
 from renraku.samples.generator import FilledSheet, Style, invent_change, invent_set, render_pdf
-
 from tests.helpers import draw_on_blank
 
 

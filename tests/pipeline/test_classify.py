@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from renraku.pipeline.classify import classify
 from renraku.pipeline.pages import load_pdf
 from renraku.pipeline.read import ReadContext
 from renraku.samples.generator import FORMS_DIR, invent_change, invent_cover, invent_set, render_pdf
-
 from tests.helpers import image_only_pdf, text_pdf
 
 

@@ -7,6 +7,7 @@ import io
 import pytest
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
+
 from renraku.errors import BrokenInput, UnsupportedInput
 from renraku.pipeline import pages
 from renraku.samples.generator import FORMS_DIR

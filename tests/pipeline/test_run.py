@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader, PdfWriter
+from sqlalchemy import func, select
+
 from renraku import normalize
 from renraku.context import Context
 from renraku.pipeline import run
@@ -18,8 +20,6 @@ from renraku.pipeline.run import Received, process_paths
 from renraku.samples.generator import invent_set, render_pdf
 from renraku.sinks import models as m
 from renraku.sinks.store import DocumentStore
-from sqlalchemy import func, select
-
 from tests.conftest import DevRun, load_jsonl
 
 
@@ -75,12 +75,12 @@ def test_processing_the_same_folder_twice_adds_nothing(ctx: Context, tmp_path: P
     inbox = Path(__file__).resolve().parents[2] / "samples" / "inbox"
     first = process_paths(ctx, [inbox])
     before = counts(ctx)
-    assert before["sheets"] == 11 and first.count("recorded") == 4
+    assert before["sheets"] == 16 and first.count("recorded") == 6
     second = process_paths(ctx, [inbox])
     assert counts(ctx) == before
-    assert second.count("duplicate") == len(second.items) == 4
+    assert second.count("duplicate") == len(second.items) == 6
     with ctx.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(m.Receipt).where(m.Receipt.duplicate)) == 4
+        assert s.scalar(select(func.count()).select_from(m.Receipt).where(m.Receipt.duplicate)) == 6
         assert [b.status for b in s.scalars(select(m.Batch).order_by(m.Batch.id))] == ["done", "done"]
 
 

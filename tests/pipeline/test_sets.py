@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+from sqlalchemy import select
+
 from renraku.context import Context
 from renraku.pipeline.run import Batch, Received
 from renraku.samples.generator import eml_with_attachments, invent_cover, invent_set, render_pdf
 from renraku.sinks import models as m
-from sqlalchemy import select
 
 
 def receive(ctx: Context, data: bytes, name: str, channel: str = "upload") -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 from pypdf import PdfReader
+
 from renraku.samples.degrade import (
     FaxParams,
     PhotoParams,

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
 from renraku.sinks import models as m
 from renraku.sinks.db import make_engine, migrate, session_factory
-from sqlalchemy import inspect, text
 
 
 def _roundtrip(url: str) -> None:

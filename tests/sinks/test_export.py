@@ -6,13 +6,13 @@ import random
 from pathlib import Path
 
 import pandas as pd
+
 from renraku.context import Context
 from renraku.pipeline.run import process_paths
 from renraku.samples.generator import invent_change, invent_set, render_pdf
 from renraku.sinks import models as m
 from renraku.sinks.export import STAFF_COLUMNS, export
 from renraku.sinks.queue import Actor, approve
-
 from tests.conftest import load_jsonl
 
 

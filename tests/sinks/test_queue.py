@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from sqlalchemy import select, update
+
 from renraku.cli import main
 from renraku.context import Context
 from renraku.errors import DecisionRefused, PermissionDenied
@@ -13,7 +15,6 @@ from renraku.samples.generator import invent_set, render_pdf
 from renraku.sinks import audit
 from renraku.sinks import models as m
 from renraku.sinks.queue import Actor, approve, correct_field, override_finding, reject
-from sqlalchemy import select, update
 
 BOSS, CLERK, AUDITOR = Actor("鈴木", "supervisor"), Actor("田中", "reviewer"), Actor("監査 一郎", "auditor")
 

@@ -6,6 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+
 from renraku.context import Context
 from renraku.errors import DecisionRefused, RegistryImportError
 from renraku.pipeline.run import Batch, Received
@@ -14,7 +16,6 @@ from renraku.sinks import models as m
 from renraku.sinks.queue import Actor, approve, override_finding
 from renraku.sinks.registry import export_csv, import_csv
 from renraku.validators import load_rule_config
-from sqlalchemy import select
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "registry.csv"
 BOSS = Actor("鈴木 主任", "supervisor")

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from renraku.errors import StorageError
 from renraku.sinks.store import DocumentStore, sha256
 

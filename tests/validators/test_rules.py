@@ -6,6 +6,7 @@ import datetime as dt
 from copy import deepcopy
 
 import pytest
+
 from renraku.validators import ApplicationView, KnownStaff, RuleContext, SheetView, check, load_rule_config
 from renraku.validators.identity import facility_key, names_match
 

@@ -1,0 +1,138 @@
+"""Fit the confidence model on labelled pages and choose the review threshold.
+
+    python -m renraku.bench.calibrate SET_DIR... [--validate SET_DIR...] [--target 0.995]
+
+Every image page of the sets is classified and read as the pipeline does; each field's evidence is
+paired with whether its value is right. A logistic model per group of kinds is fitted and written to
+extractors/calibration.json; then, on the validation sets (or the same ones, if none), the lowest
+threshold is found at which the fields *not* flagged are right at least `--target` of the time,
+with a margin: the reported threshold is written to calibration.json for reading.toml to use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from renraku.bench.labelled import LabelledPage, load_set, same
+from renraku.config import Settings
+from renraku.extractors import calibration
+from renraku.extractors.fields import reading_config
+from renraku.extractors.templates import load_templates
+from renraku.pipeline.pages import load_pages, sniff_media_type
+from renraku.pipeline.read import ReadContext, read_page
+
+Row = tuple[str, list[float], bool, str, str]  # group, features, right, channel, style
+
+
+def _rows_for(args: tuple[list[LabelledPage], ReadContext]) -> list[Row]:
+    pages, ctx = args
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    out: list[Row] = []
+    loaded = load_pages(pages[0].data, sniff_media_type(pages[0].data, pages[0].name))
+    for lp in pages:
+        if lp.form_id == "cover" or lp.degrade == "typed_pdf":
+            continue
+        result = read_page(loaded[lp.page - 1], ctx)
+        for r in result.readings:
+            if r.evidence is None or r.path not in lp.fields:
+                continue
+            out.append((r.evidence.group(), r.evidence.features(), same(r.path, r.value, lp.fields[r.path]),
+                        lp.degrade, lp.style))
+    return out
+
+
+def collect(set_dirs: list[Path], ctx: ReadContext, workers: int) -> list[Row]:
+    by_file: dict[tuple[str, str], list[LabelledPage]] = defaultdict(list)
+    for d in set_dirs:
+        for lp in load_set(d):
+            by_file[(str(d), lp.file)].append(lp)
+    jobs = [(pages, ctx) for pages in by_file.values()]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return [row for rows in pool.map(_rows_for, jobs) for row in rows]
+
+
+def fit(rows: list[Row]) -> dict[str, list[float]]:
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        groups[row[0]].append(row)
+    coefficients = {}
+    for group, items in sorted(groups.items()):
+        y = [int(r[2]) for r in items]
+        if len(set(y)) < 2:  # all right (or all wrong): a cautious constant, not an infinite weight
+            share = (sum(y) + 1) / (len(y) + 2)
+            width = len(items[0][1])
+            coefficients[group] = [math.log(share / (1 - share))] + [0.0] * (width - 1)
+            continue
+        coefficients[group] = calibration.fit_logistic([r[1] for r in items], y, l2=1.0)
+    return coefficients
+
+
+def choose_threshold(rows: list[Row], coefficients: dict[str, list[float]], target: float,
+                     margin: int = 2) -> dict[str, Any]:
+    """The lowest threshold at which accepted fields meet the target on every channel kind, and
+    overall with a margin (`margin` more wrong fields than were seen must still meet it)."""
+    scored = [(calibration.probability(r[1], coefficients[r[0]]), r[2], r[3]) for r in rows]
+    candidates = sorted({round(p, 4) for p, _ok, _ch in scored})
+
+    def meets(threshold: float) -> bool:
+        everything = [ok for p, ok, _ch in scored if p >= threshold]
+        if everything and (sum(everything) - margin) / len(everything) < target:
+            return False
+        for channel in {ch for _p, _ok, ch in scored}:
+            accepted = [ok for p, ok, ch in scored if ch == channel and p >= threshold]
+            if accepted and sum(accepted) / len(accepted) < target:
+                return False
+        return True
+
+    best = next((t for t in candidates if meets(t)), 1.0)
+    accepted_rows = [ok for p, ok, _ch in scored if p >= best]
+    per_channel = {}
+    for channel in sorted({ch for _p, _ok, ch in scored}):
+        acc = [ok for p, ok, ch in scored if ch == channel and p >= best]
+        total = sum(1 for _p, _ok, ch in scored if ch == channel)
+        per_channel[channel] = {"accepted": len(acc), "fields": total,
+                                "precision": round(sum(acc) / max(1, len(acc)), 4)}
+    return {"threshold": best, "accepted": len(accepted_rows), "validated_fields": len(scored),
+            "precision": round(sum(accepted_rows) / max(1, len(accepted_rows)), 4), "per_channel": per_channel}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sets", nargs="+", type=Path)
+    parser.add_argument("--validate", nargs="*", type=Path, default=[])
+    parser.add_argument("--target", type=float, default=0.995)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--out", type=Path, default=calibration.CALIBRATION_FILE)
+    parser.add_argument("--from-rows", type=Path, help="refit from the rows an earlier run saved (no reading)")
+    args = parser.parse_args()
+    settings = Settings()
+    ctx = ReadContext(load_templates(settings.templates_dir), reading_config(settings.reading_config))
+    t0 = time.monotonic()
+    if args.from_rows:
+        saved = json.loads(args.from_rows.read_text())
+        rows, check = [tuple(r) for r in saved["fit"]], [tuple(r) for r in saved["check"]]
+    else:
+        rows = collect(args.sets, ctx, args.workers)
+        check = collect(args.validate, ctx, args.workers) if args.validate else rows
+        cache = args.out.with_suffix(".rows.json")  # to refit without reading again (--from-rows)
+        cache.write_text(json.dumps({"fit": rows, "check": check}))
+    coefficients = fit(rows)
+    chosen = choose_threshold(check, coefficients, args.target)
+    report = {"fitted_on": [p.name for p in args.sets], "validated_on": [p.name for p in args.validate],
+              "fitted_fields": len(rows), "target": args.target, **chosen, "coefficients": coefficients}
+    args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"{len(rows)} fields fitted in {time.monotonic() - t0:.0f} s; threshold {chosen['threshold']} accepts "
+          f"{chosen['accepted']}/{chosen['validated_fields']} at precision {chosen['precision']}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

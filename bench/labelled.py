@@ -1,0 +1,72 @@
+"""Labelled sets (the dev set, generated sets): truth per page, matched to files by sha256."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from renraku import normalize
+
+CHANNELS = ("typed_pdf", "scan", "fax_fine", "fax_standard", "photo")
+
+
+@dataclass
+class LabelledPage:
+    file: str
+    page: int
+    form_id: str
+    set_id: str
+    style: str
+    degrade: str
+    fields: dict[str, Any]
+    name: str = ""
+    sha256: str = ""
+    data: bytes = field(default=b"", repr=False)
+
+
+def _attachment(eml: Path, name: str) -> bytes:
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    for part in msg.walk():
+        if part.get_filename() == name:
+            return part.get_payload(decode=True) or b""
+    raise KeyError(f"{eml.name}#{name}")
+
+
+def load_set(directory: Path) -> list[LabelledPage]:
+    directory = Path(directory)
+    pages, cache = [], {}
+    for line in (directory / "truth.jsonl").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        t = json.loads(line)
+        file = t["file"]
+        if file not in cache:
+            if "#" in file:
+                eml, name = file.split("#", 1)
+                cache[file] = (name, _attachment(directory / eml, name))
+            else:
+                cache[file] = (Path(file).name, (directory / file).read_bytes())
+        name, data = cache[file]
+        pages.append(LabelledPage(file, int(t["page"]), t["form_id"], t.get("set_id", ""), t.get("style", "typed"),
+                                  t.get("degrade", "typed_pdf"), t.get("fields", {}), name,
+                                  hashlib.sha256(data).hexdigest(), data))
+    return pages
+
+
+def _canonical(path: str, value: Any) -> str:
+    s = normalize.compact("" if value is None else str(value))
+    if path.endswith(("phone", "fax", "postal_code")):
+        return normalize.digits(s)
+    return s.lower() if path.endswith("email") else s
+
+
+def same(path: str, got: Any, truth: Any) -> bool:
+    """Is a read value right, the way acceptance counts it (NFKC, no spaces; phones by digits)?"""
+    if isinstance(truth, bool):
+        return got is truth
+    return _canonical(path, got) == _canonical(path, truth)

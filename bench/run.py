@@ -1,0 +1,184 @@
+"""The benchmark: accuracy, confidence and speed per channel and style, against plain Tesseract.
+
+    python -m renraku.bench.run SET_DIR... [--out bench/out] [--baseline-pages N]
+
+For each labelled set (the dev set, generated sets), the files of each channel kind are processed
+by `renraku process` in a fresh worker process (own data folder; seconds and peak memory measured
+for that run), the export is compared with the truth, and the same image pages are read by plain
+full-page `tesseract -l jpn --psm 3`, one process per page as one would run it by hand, so the two
+speeds come from one run on one machine and are reported as a ratio. Machines here are shared and
+noisy: read the ratio, not the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from renraku.bench.labelled import CHANNELS, LabelledPage, load_set, same
+
+
+def _measure_one(files: list[str], home: str, export_dir: str) -> None:
+    """Child mode: process `files` into `home`, export, print seconds and peak memory as JSON."""
+    from renraku.config import Settings
+    from renraku.context import open_context
+    from renraku.pipeline.run import process_paths
+    from renraku.sinks.export import export
+
+    ctx = open_context(Settings(home=Path(home)))
+    t0 = time.monotonic()
+    report = process_paths(ctx, [Path(f) for f in files])
+    seconds = time.monotonic() - t0
+    with ctx.sessions() as s:
+        export(s, Path(export_dir))
+    ctx.close()
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"seconds": seconds, "sheets": report.sheets, "peak_mb": round(max(own, workers) / 1024, 1)}))
+
+
+def _files_by_channel(set_dir: Path, pages: list[LabelledPage]) -> dict[str, list[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for p in pages:
+        out[p.degrade].add(str(set_dir / p.file.split("#", 1)[0]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _baseline_seconds(pages: list[LabelledPage], limit: int) -> tuple[float, int]:
+    """Plain full-page Tesseract on the same image pages: seconds per page."""
+    import cv2
+
+    from renraku.pipeline.pages import load_pages, sniff_media_type
+
+    done, total = 0, 0.0
+    seen: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="renraku-bench-") as tmp:
+        for p in pages:
+            if p.degrade == "typed_pdf" or done >= limit:
+                continue
+            if p.file not in seen:
+                seen[p.file] = load_pages(p.data, sniff_media_type(p.data, p.name))
+            page = seen[p.file][p.page - 1]
+            if page.image is None:
+                continue
+            path = os.path.join(tmp, "page.png")
+            cv2.imwrite(path, page.image.pixels)
+            t0 = time.monotonic()
+            subprocess.run(["tesseract", path, "stdout", "-l", "jpn", "--psm", "3"], capture_output=True, check=False,
+                           env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+            total += time.monotonic() - t0
+            done += 1
+    return (total / done if done else 0.0), done
+
+
+def score(pages: list[LabelledPage], export_dir: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """The acceptance measures per (channel, style), the way score.py counts them."""
+    sheets = {}
+    for line in (export_dir / "sheets.jsonl").read_text(encoding="utf-8").splitlines():
+        s = json.loads(line)
+        sheets[(s["source"]["sha256"], int(s["source"]["page"]))] = s
+    counts: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for p in pages:
+        c = counts[(p.degrade, p.style)]
+        sheet = sheets.get((p.sha256, p.page))
+        c["pages"] += 1
+        got_form = sheet["form_id"] if sheet else None
+        ok_cls = got_form == p.form_id or (p.form_id == "cover" and got_form in ("cover", "unknown"))
+        c["class_ok"] += ok_cls
+        if p.form_id == "cover":
+            continue
+        fields = sheet["fields"] if sheet else {}
+        for path, truth in p.fields.items():
+            f = fields.get(path) or {}
+            value, review = f.get("value"), bool(f.get("needs_review", True)) or not ok_cls
+            right = same(path, value, truth)
+            if not review:
+                c["auto"] += 1
+                c["auto_ok"] += right
+            if isinstance(truth, bool):
+                c["marks"] += 1
+                c["marks_ok"] += right
+            elif str(truth).strip() == "":
+                c["empty"] += 1
+                c["false_fill"] += not right
+            else:
+                c["filled"] += 1
+                c["filled_ok"] += right
+                c["filled_auto"] += not review
+    return counts
+
+
+def _pct(n: float, d: float) -> str:
+    return f"{100 * n / d:6.2f}" if d else "   n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sets", nargs="*", type=Path)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--baseline-pages", type=int, default=12, help="image pages per channel for plain Tesseract")
+    parser.add_argument("--measure-one", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure_one:
+        files_json, home, export_dir = args.measure_one
+        _measure_one(json.loads(Path(files_json).read_text()), home, export_dir)
+        return
+    if not args.sets:
+        parser.error("name at least one labelled set folder")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    header = (f"{'set':10} {'channel':13} {'style':5} {'pages':>5} {'class%':>7} {'field%':>7} {'mark%':>7} "
+              f"{'fill%':>6} {'STP%':>6} {'autoP%':>7} {'s/page':>7} {'tess s/p':>8} {'ratio':>6} {'peakMB':>7}")
+    print(header)
+    for set_dir in args.sets:
+        pages = load_set(set_dir)
+        for channel in CHANNELS:
+            files = _files_by_channel(set_dir, pages).get(channel)
+            if not files:
+                continue
+            channel_pages = [p for p in pages if p.degrade == channel]
+            with tempfile.TemporaryDirectory(prefix="renraku-bench-") as tmp:
+                listing = Path(tmp) / "files.json"
+                listing.write_text(json.dumps(files))
+                run = subprocess.run([sys.executable, "-m", "renraku.bench.run", "--measure-one", str(listing),
+                                      f"{tmp}/home", f"{tmp}/export"], capture_output=True, text=True, check=True)
+                measured = json.loads(run.stdout.strip().splitlines()[-1])
+                counts = score(channel_pages, Path(tmp) / "export")
+            n_pages = len({(p.sha256, p.page) for p in channel_pages})
+            per_page = measured["seconds"] / max(1, n_pages)
+            base, base_n = _baseline_seconds(channel_pages, args.baseline_pages) if channel != "typed_pdf" else (0, 0)
+            for (deg, style), c in sorted(counts.items()):
+                row = {
+                    "pages": c["pages"], "classification": c["class_ok"] / c["pages"],
+                    "field_accuracy": c["filled_ok"] / c["filled"] if c["filled"] else None,
+                    "marks": c["marks_ok"] / c["marks"] if c["marks"] else None,
+                    "false_fill": c["false_fill"] / c["empty"] if c["empty"] else None,
+                    "stp": c["filled_auto"] / c["filled"] if c["filled"] else None,
+                    "auto_precision": c["auto_ok"] / c["auto"] if c["auto"] else None, "auto_fields": c["auto"],
+                    "seconds_per_page": per_page, "tesseract_seconds_per_page": base, "tesseract_pages": base_n,
+                    "peak_mb": measured["peak_mb"],
+                }
+                results[f"{set_dir.name}/{deg}/{style}"] = row
+                ratio = f"{base / per_page:6.2f}" if base and per_page else "   n/a"
+                print(f"{set_dir.name[:10]:10} {deg:13} {style:5} {int(c['pages']):5} "
+                      f"{_pct(c['class_ok'], c['pages'])} "
+                      f"{_pct(c['filled_ok'], c['filled'])} {_pct(c['marks_ok'], c['marks'])} "
+                      f"{_pct(c['false_fill'], c['empty']):>6} {_pct(c['filled_auto'], c['filled']):>6} "
+                      f"{_pct(c['auto_ok'], c['auto'])} {per_page:7.2f} {base:8.2f} {ratio} {measured['peak_mb']:7.0f}",
+                      flush=True)
+    out = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
