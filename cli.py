@@ -12,6 +12,21 @@ from pathlib import Path
 from renraku.errors import RenrakuError
 
 
+def _print_report(report, verbose: bool) -> None:  # type: ignore[no-untyped-def]
+    s = report.stats()
+    print(f"batch {report.batch_id}: {s['items']} items ({s['recorded']} recorded, "
+          f"{s['duplicates']} duplicates, {s['unsupported']} unsupported, {s['unreadable']} unreadable, "
+          f"{s['failed']} failed) in {report.seconds:.1f} s")
+    print(f"  sheets read: {report.sheets} ({report.forms} forms), fields: {report.fields} "
+          f"({report.flagged} flagged for review), applications: {report.applications}, "
+          f"findings: {report.findings}, messages: {report.messages} ({len(report.urgent)} urgent)")
+    for item in report.items:
+        if item.status == "duplicate" and not verbose:
+            continue  # counted above; -v lists them
+        if item.status != "recorded" or item.reason:
+            print(f"  {item.status:11} {item.source_ref}: {item.reason}")
+
+
 def _cmd_process(args: argparse.Namespace) -> int:
     from renraku.context import open_context
     from renraku.pipeline.run import process_paths
@@ -20,18 +35,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     ctx = open_context()
     try:
         report = process_paths(ctx, [Path(p) for p in args.paths], channel=args.channel)
-        s = report.stats()
-        print(f"batch {report.batch_id}: {s['items']} files ({s['recorded']} recorded, "
-              f"{s['duplicates']} duplicates, {s['unsupported']} unsupported, {s['unreadable']} unreadable, "
-              f"{s['failed']} failed) in {report.seconds:.1f} s")
-        print(f"  sheets read: {report.sheets} ({report.forms} forms), fields: {report.fields} "
-              f"({report.flagged} flagged for review), applications: {report.applications}, "
-              f"findings: {report.findings}")
-        for item in report.items:
-            if item.status == "duplicate" and not args.verbose:
-                continue  # counted above; -v lists them
-            if item.status != "recorded" or item.reason:
-                print(f"  {item.status:11} {item.source_ref}: {item.reason}")
+        _print_report(report, args.verbose)
         print(f"  data: {ctx.settings.home} (database {ctx.engine.url.render_as_string(hide_password=True)})")
         if args.export:
             with ctx.sessions() as session:
@@ -132,6 +136,36 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from renraku.context import open_context
+    from renraku.pipeline.intake import run_once
+
+    if not args.once:
+        print("renraku: use `renraku run --once` for one pass, `renraku serve` for the schedule", file=sys.stderr)
+        return 2
+    ctx = open_context()
+    try:
+        report = run_once(ctx, wait=not args.skip_if_running)
+    finally:
+        ctx.close()
+    if report is None:
+        print("another intake pass is running; skipped")
+        return 0
+    _print_report(report, args.verbose)
+    return 1 if report.count("failed") else 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from renraku.flows import serve
+
+    serve()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="renraku", description="どこでも連絡帳 申請書類の受付")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
@@ -143,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how these files arrived (recorded with each document)")
     p.add_argument("--export", metavar="DIR", help="also write the export (SPEC §3) to DIR")
     p.set_defaults(func=_cmd_process)
+
+    p = sub.add_parser("run", help="pull the inbox and the scan folder (one pass with --once)")
+    p.add_argument("--once", action="store_true", help="one pass, then exit")
+    p.add_argument("--skip-if-running", action="store_true", help="do nothing if another pass is running")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("serve", help="the scheduled intake (Prefect), until stopped")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("export", help="write sheets.jsonl, applications.jsonl and staff.csv")
     p.add_argument("--out", required=True, metavar="DIR")

@@ -54,7 +54,24 @@ class Settings(BaseSettings):
     imap_folder: str = "INBOX"
     imap_tls: Literal["ssl", "starttls", "none"] = "ssl"
     imap_cafile: Path | None = None
+    imap_processed: str = Field("$Renraku", description="処理済みの印: キーワード（$で始まる）か移動先フォルダ名")
+    imap_timeout: float = 60.0
+    imap_account: str | None = Field(None, description="受信箱の識別名（既定は user@host）")
     scan_dir: Path | None = None
+    scan_processed_dir: Path | None = Field(None, description="取り込み済みの移動先（既定 scan_dir/processed）")
+    scan_settle_seconds: float | None = None
+    intake_config: Path = PACKAGE_DIR / "pipeline" / "intake.toml"
+    interval_minutes: float = Field(5.0, description="定期取り込みの間隔（分）")
+    cron: str | None = Field(None, description="定期取り込みの cron 式（指定すると間隔より優先）")
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_tls: Literal["ssl", "starttls", "none"] = "starttls"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_cafile: Path | None = None
+    notify_from: str = "renraku@localhost"
+    notify_to: str | None = Field(None, description="至急の通知（紛失・盗難）の宛先: 事務局のアドレス")
 
     @property
     def database_url(self) -> str:

@@ -38,6 +38,6 @@ def open_context(settings: Settings | None = None) -> Context:
     settings = settings or load_settings()
     _private_dir(settings.home)
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate(engine, lock_file=settings.home / "migrate.lock")
     reading = ReadContext(load_templates(settings.templates_dir), reading_config(settings.reading_config))
     return Context(settings, engine, session_factory(engine), DocumentStore(settings.documents_dir), reading)

@@ -8,6 +8,7 @@ classifiers choose by `page.kind`, so image reading plugs in without changing ca
 from __future__ import annotations
 
 import io
+import re
 import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -170,7 +171,7 @@ IMAGE_TYPES = frozenset({TIFF, JPEG, PNG})
 
 def sniff_media_type(data: bytes, name: str = "") -> str:
     """The type by content (file names lie, especially in mail); the name only for e-mail."""
-    head = data[:1024]
+    head = data[:4096]
     if head.lstrip(b"\r\n\t ").startswith(b"%PDF") or b"%PDF-" in head[:1024]:
         return PDF
     if head.startswith((b"II*\x00", b"MM\x00*")):
@@ -179,20 +180,56 @@ def sniff_media_type(data: bytes, name: str = "") -> str:
         return JPEG
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return PNG
-    if head.startswith(b"PK\x03\x04"):
-        return "application/zip"
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        return "application/x-ole-storage"
+    for magic, media in _OTHER_MAGIC:
+        if head.startswith(magic):
+            return media
+    if len(head) > 7 and head[2:5] == b"-lh" and head[6:7] == b"-":
+        return "application/x-lzh-compressed"
     if name.lower().endswith(".eml") or _looks_like_mail(head):
         return EML
     return "application/octet-stream"
 
 
+_OTHER_MAGIC = (
+    (b"PK\x03\x04", "application/zip"),
+    (b"\xd0\xcf\x11\xe0", "application/x-ole-storage"),
+    (b"\x78\x9f\x3e\x22", "application/ms-tnef"),
+    (b"Rar!\x1a\x07", "application/vnd.rar"),
+    (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
+    (b"\x1f\x8b", "application/gzip"),
+)
+# Why a type is not read, for the person who sees the record (and may ask the sender again).
+UNSUPPORTED_REASONS = {
+    "application/ms-tnef": "Outlook の TNEF 形式（winmail.dat）は開けません。PDF で送り直してもらってください",
+    "application/zip": "圧縮ファイル・Office 文書は開きません。様式は PDF か画像で送ってもらってください",
+    "application/vnd.rar": "圧縮ファイルは開きません。展開した PDF か画像で送ってもらってください",
+    "application/x-7z-compressed": "圧縮ファイルは開きません。展開した PDF か画像で送ってもらってください",
+    "application/x-lzh-compressed": "圧縮ファイルは開きません。展開した PDF か画像で送ってもらってください",
+    "application/gzip": "圧縮ファイルは開きません。展開した PDF か画像で送ってもらってください",
+    "application/x-ole-storage": "古い Office 形式の文書は読めません。PDF で送り直してもらってください",
+}
+
+
+_MAIL_HEADERS = {"from", "to", "subject", "date", "message-id", "mime-version", "received", "return-path",
+                 "content-type", "delivered-to", "reply-to", "cc", "sender", "x-mailer"}
+
+
 def _looks_like_mail(head: bytes) -> bool:
-    text = head.decode("latin-1", "replace")
-    first = text.splitlines()[:30]
-    names = {line.split(":", 1)[0].strip().lower() for line in first if ":" in line}
-    return len(names & {"from", "to", "subject", "date", "message-id", "mime-version", "received"}) >= 3
+    """Header lines (`Name: value`) up to the first empty line, some of them mail's own."""
+    lines = head.decode("latin-1", "replace").splitlines()
+    if lines and lines[0].startswith("From "):  # an mbox separator line
+        lines = lines[1:]
+    names = set()
+    for line in lines[:60]:
+        if not line.strip():
+            break
+        if line[:1] in " \t":
+            continue  # a folded continuation
+        name, colon, _ = line.partition(":")
+        if not colon or not re.fullmatch(r"[!-9;-~]+", name):
+            return False
+        names.add(name.lower())
+    return len(names & _MAIL_HEADERS) >= 2
 
 
 def load_pages(data: bytes, media_type: str) -> list[Page]:
@@ -200,8 +237,8 @@ def load_pages(data: bytes, media_type: str) -> list[Page]:
         return load_pdf(data)
     if media_type in IMAGE_TYPES:
         return load_image_file(data, media_type)
-    raise UnsupportedInput(f"この形式のファイルは読み取りの対象外です（{media_type}）",
-                           code="unsupported_type")
+    reason = UNSUPPORTED_REASONS.get(media_type, "この形式のファイルは読み取りの対象外です")
+    raise UnsupportedInput(f"{reason}（{media_type}）", code="unsupported_type")
 
 
 # ------------------------------------------------------------------------- words and lines

@@ -45,7 +45,7 @@ class DocumentResult:
     sha256: str
     size: int
     media_type: str
-    status: str  # read | message | unsupported | unreadable | duplicate
+    status: str  # read | message | unsupported | unreadable | skipped | duplicate
     reason: str = ""
     message: mail.MailContent | None = None
     pages: list[PageResult] = field(default_factory=list)
@@ -90,13 +90,13 @@ def read_page(page: Page, ctx: ReadContext) -> PageResult:
 
 
 def open_document(data: bytes, name: str, ctx: ReadContext, *, declared_type: str = "",
-                  is_known: Callable[[str], bool] = lambda _sha: False) -> DocumentResult:
+                  is_known: Callable[[str], bool] = lambda _sha: False, media_type: str = "") -> DocumentResult:
     """Open a file, or a message and its attachments, and load its pages; nothing is read yet.
 
     Bytes already stored are not opened again. `declared_type` is what a mail part claims to be;
     the content decides, the claim only explains.
     """
-    media = sniff_media_type(data, name)
+    media = media_type or sniff_media_type(data, name)  # what a source knows (IMAP: mail) beats a guess
     doc = DocumentResult(name=name, sha256=sha256(data), size=len(data), media_type=media, status="read",
                          data=data)
     if is_known(doc.sha256):
@@ -107,6 +107,14 @@ def open_document(data: bytes, name: str, ctx: ReadContext, *, declared_type: st
             doc.status = "message"
             doc.message = mail.open_message(data)
             for att in doc.message.attachments:
+                if att.inline:
+                    child = DocumentResult(name=att.name, sha256=sha256(att.data), size=len(att.data),
+                                           media_type=att.content_type, data=att.data, status="skipped",
+                                           reason="本文に埋め込まれた小さな画像（署名・ロゴなど）のため様式として読みません")
+                    if is_known(child.sha256):
+                        child.status = "duplicate"
+                    doc.children.append(child)
+                    continue
                 doc.children.append(open_document(att.data, att.name, ctx, declared_type=att.content_type,
                                                   is_known=is_known))
             return doc

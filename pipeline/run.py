@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import logging
 import time
+import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from renraku.config import Settings
 from renraku.context import Context
+from renraku.pipeline import faults
 from renraku.pipeline.read import DocumentResult, open_document, page_pool, read_opened, walk
 from renraku.sinks import models as m
-from renraku.sinks.records import document_by_sha, record_applications, record_document
+from renraku.sinks.notify import notify_urgent
+from renraku.sinks.records import document_by_sha, record_applications, record_document, record_message
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,7 @@ class Received:
     name: str
     source_ref: str
     channel: str = "upload"
+    media_type: str = ""  # when the source knows it (IMAP: message/rfc822)
 
 
 @dataclass
@@ -55,6 +61,8 @@ class BatchReport:
     flagged: int = 0
     applications: int = 0
     findings: int = 0
+    messages: int = 0
+    urgent: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def count(self, status: str) -> int:
@@ -66,8 +74,8 @@ class BatchReport:
             "duplicates": self.count("duplicate"), "unsupported": self.count("unsupported"),
             "unreadable": self.count("unreadable"), "failed": self.count("failed"),
             "sheets": self.sheets, "forms": self.forms, "fields": self.fields, "flagged": self.flagged,
-            "applications": self.applications, "findings": self.findings,
-            "seconds": round(self.seconds, 3),
+            "applications": self.applications, "findings": self.findings, "messages": self.messages,
+            "urgent": len(self.urgent), "seconds": round(self.seconds, 3),
         }
 
 
@@ -103,6 +111,11 @@ def _outcome_status(result: DocumentResult) -> tuple[str, str]:
     return "recorded", ""
 
 
+def intake_config(settings: Settings) -> dict[str, Any]:
+    with open(settings.intake_config, "rb") as fh:
+        return tomllib.load(fh)
+
+
 READ_AHEAD = 8  # files whose pages are read together (bounded, so memory stays small)
 
 
@@ -118,6 +131,7 @@ class Batch:
         self.kind = kind
         self._t0 = time.monotonic()
         self.pool = page_pool(ctx.reading, ctx.settings.workers)
+        self.lost_keywords = intake_config(ctx.settings).get("lost_device", {}).get("keywords", [])
         with ctx.sessions.begin() as session:
             row = m.Batch(kind=kind, status="running")
             session.add(row)
@@ -138,7 +152,9 @@ class Batch:
             row.finished_at = m.utcnow()
             row.status = "failed" if exc else "done"
             row.error = f"{exc_type.__name__}" if exc_type else None
-            row.stats = self.report.stats()
+            row.stats = self.report.stats() | {"read": [
+                {"source": i.source_ref, "sha256": i.sha256, "status": i.status, "reason": i.reason, "sheets": i.sheets}
+                for i in self.report.items]}
         log.info("batch %d %s: %s", self.report.batch_id, "failed" if exc else "done", self.report.stats())
 
     def _is_recorded(self, digest: str) -> bool:
@@ -154,13 +170,15 @@ class Batch:
         opened: list[tuple[Received, str, DocumentResult | None]] = []
         for item in items:
             digest = ctx.store.put(item.data)  # durable before anything is recorded
-            doc = None if self._is_recorded(digest) else open_document(item.data, item.name, ctx.reading,
-                                                                        is_known=self._is_recorded)
+            faults.checkpoint(f"{item.channel}:stored")
+            doc = None if self._is_recorded(digest) else open_document(
+                item.data, item.name, ctx.reading, is_known=self._is_recorded, media_type=item.media_type)
             opened.append((item, digest, doc))
         read_opened([doc for _i, _d, doc in opened if doc is not None], ctx.reading, self.pool)
         outcomes = []
         for item, digest, doc in opened:
             outcome = self._duplicate(item, digest) if doc is None else self._record(item, doc)
+            faults.checkpoint(f"{item.channel}:recorded")
             self.report.items.append(outcome)
             outcomes.append(outcome)
             log.info("item %s… %s (%d sheets)", digest[:12], outcome.status, outcome.sheets)
@@ -191,9 +209,18 @@ class Batch:
                 assert doc is not None
                 session.add(m.Receipt(batch_id=batch.id, document_id=doc.id, source_ref=item.source_ref))
                 apps = record_applications(session, sheets, batch=batch)
+                message = record_message(session, result, sheets, batch=batch, keywords=self.lost_keywords)
                 self._count(sheets, apps)
+                urgent = [message.public_id] if message is not None and message.urgent else []
+                if message is not None:
+                    self.report.messages += 1
         except (IntegrityError, _AlreadyRecorded):  # the same bytes came twice, or another process was first
             return self._duplicate(item, result.sha256)
+        if urgent:
+            self.report.urgent += urgent
+            if notify_urgent(ctx.settings, urgent):
+                with ctx.sessions.begin() as session:
+                    session.query(m.Message).filter(m.Message.id == int(urgent[0][1:])).update({"notified": True})
         status, reason = _outcome_status(result)
         return ItemOutcome(item.source_ref, result.sha256, status, reason, sheets=len(sheets),
                            documents=sum(1 for _ in walk(result)))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -35,9 +36,37 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision`; safe to call at every start."""
-    command.upgrade(alembic_config(engine), revision)
+def migrate(engine: Engine, revision: str = "head", lock_file: Path | None = None) -> None:
+    """Bring the schema to `revision`; safe to call at every start, from several processes at once.
+
+    Two processes starting together on a new database must not both create it: they take turns
+    (a lock file beside the data for SQLite, an advisory lock on PostgreSQL).
+    """
+    import fcntl
+
+    fd = None
+    if lock_file is not None:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(7262716) "))  # renraku's migration lock
+                try:
+                    cfg = alembic_config(engine)
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, revision)
+                    conn.commit()
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(7262716)"))
+                    conn.commit()
+        else:
+            command.upgrade(alembic_config(engine), revision)
+    finally:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -9,7 +9,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -59,13 +71,17 @@ class Document(Base):
 
 
 class Receipt(Base):
-    """Each time a batch was handed bytes: what it was (path, message) and whether already known."""
+    """Each time a batch was handed bytes: what it was (path, message) and whether already known.
+
+    `source_ref` names where the bytes came from: a path, or an IMAP message as
+    imap://account/folder;UIDVALIDITY=v/;UID=u (RFC 5092), so a message is never fetched twice.
+    """
 
     __tablename__ = "receipts"
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
-    source_ref: Mapped[str] = mapped_column(Text)
+    source_ref: Mapped[str] = mapped_column(String(500), index=True)
     duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -233,3 +249,40 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # no two entries continue one: no forks
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Mailbox(Base):
+    """How far an IMAP folder has been read: the highest UID taken, per UIDVALIDITY."""
+
+    __tablename__ = "mailboxes"
+    __table_args__ = (UniqueConstraint("account", "folder"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(200))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Message(Base):
+    """Mail that is not (only) a form: a lost-device report, or something for a person to read."""
+
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # lost_device | other
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    sender: Mapped[str] = mapped_column(Text, default="")
+    sent: Mapped[str] = mapped_column(String(100), default="")  # the Date header as written
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | done
+    note: Mapped[str] = mapped_column(Text, default="")  # why it is here (Japanese)
+    notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+
+    document: Mapped[Document] = relationship()
+
+    @property
+    def public_id(self) -> str:
+        return f"M{self.id:06d}"

@@ -184,3 +184,36 @@ def revalidate(session: Session, app: m.Application, config: dict[str, Any] | No
             finding.override_reason = kept.override_reason
         app.findings.append(finding)
     app.status = application_status(app)
+
+
+def record_message(session: Session, result: DocumentResult, sheets: list[m.Sheet], *, batch: m.Batch,
+                   keywords: list[str]) -> m.Message | None:
+    """A message record for mail that is not (only) a form: a lost-device report, or mail to read."""
+    mail = result.message
+    if mail is None:
+        return None
+    doc = document_by_sha(session, result.sha256)
+    assert doc is not None
+    text = normalize.compact(f"{mail.subject}\n{mail.body}")
+    lost = [k for k in keywords if normalize.compact(k) in text]
+    forms = [s for s in sheets if s.form_id not in ("cover", "unknown")]
+    if lost:
+        kind, urgent, note = "lost_device", True, "端末の紛失・盗難の報告です（至急対応）"
+    elif forms:
+        return None  # an ordinary application by mail: its sheets are the record
+    else:
+        kind, urgent = "other", False
+        unread = [c for c in result.children if c.status in ("unsupported", "unreadable")]
+        if unread:
+            note = "添付を読めませんでした: " + "、".join(sorted({c.reason for c in unread}))
+        elif result.children:
+            note = "添付に様式が見当たりません"
+        else:
+            note = "様式の添付がないメールです"
+        if mail.notes:
+            note += "（" + "、".join(mail.notes) + "）"
+    message = m.Message(document_id=doc.id, kind=kind, urgent=urgent, subject=mail.subject[:500],
+                        sender=mail.sender[:500], sent=mail.date[:100], note=note, batch_id=batch.id)
+    session.add(message)
+    session.flush()
+    return message

@@ -16,7 +16,7 @@ def test_process_prints_a_summary_and_writes_the_export(home: Path, tmp_path: Pa
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["process", str(INBOX), "--export", str(tmp_path / "export")]) == 0
     out = capsys.readouterr().out
-    assert "6 files (6 recorded" in out
+    assert "6 items (6 recorded" in out
     assert "sheets read: 16 (14 forms)" in out
     assert str(home) in out
     assert len(load_jsonl(tmp_path / "export" / "sheets.jsonl")) == 16

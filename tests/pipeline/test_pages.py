@@ -81,7 +81,7 @@ def test_a_multi_page_fax_tiff_has_one_page_per_frame() -> None:
 
 
 def test_an_unsupported_type_says_so() -> None:
-    with pytest.raises(UnsupportedInput, match="対象外"):
+    with pytest.raises(UnsupportedInput, match="開きません"):
         pages.load_pages(b"PK\x03\x04", "application/zip")
 
 

@@ -145,7 +145,7 @@ def test_an_email_is_opened_to_its_attachments(ctx: Context) -> None:
     batch = run.Batch(ctx)
     with batch:
         outcome = batch.receive(Received(eml.read_bytes(), eml.name, str(eml)))
-    assert outcome.status == "recorded" and outcome.sheets == 3 and "対象外" in outcome.reason
+    assert outcome.status == "recorded" and outcome.sheets == 3 and "開きません" in outcome.reason
     with ctx.sessions() as s:
         msg = s.scalars(select(m.Document).where(m.Document.parent_id.is_(None))).one()
         assert msg.status == "message" and msg.message_id

@@ -1,0 +1,67 @@
+"""The Prefect flows and their schedule. Thin: every step is a function of pipeline/ that runs and
+is tested without Prefect; Prefect adds retries, a schedule that never overlaps, and a record of
+each run (a table artifact summarising the batch)."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+from renraku.config import Settings, load_settings
+from renraku.context import open_context
+from renraku.pipeline.intake import run_once
+
+# Transient IMAP and network faults are retried by the source itself (with backoff); the task is
+# retried once more as a whole after a longer pause, which is safe: a pass is idempotent.
+
+
+@task(name="pull-and-read", retries=2, retry_delay_seconds=[30, 120])
+def pull_and_read(settings: Settings) -> dict:
+    ctx = open_context(settings)
+    try:
+        report = run_once(ctx, wait=False)
+        if report is None:
+            return {"skipped": True}
+        return {"batch": report.batch_id, **report.stats(),
+                "items": [{"source": i.source_ref, "status": i.status, "sheets": i.sheets, "reason": i.reason}
+                          for i in report.items]}
+    finally:
+        ctx.close()
+
+
+@flow(name="renraku-intake", log_prints=False)
+def intake(settings: Settings | None = None) -> dict:
+    """One pass over the inbox and the scan folder, recorded as one batch.
+
+    Settings come from the environment and config file of the serving process (never as run
+    parameters: those are stored by Prefect, and the IMAP password must not be).
+    """
+    settings = settings or load_settings()
+    summary = pull_and_read(settings)
+    logger = get_run_logger()
+    if summary.get("skipped"):
+        logger.info("another pass was running; skipped")
+        return summary
+    logger.info("batch %s: %s items, %s sheets, %s findings, %s urgent", summary["batch"], len(summary["items"]),
+                summary["sheets"], summary["findings"], summary["urgent"])
+    create_table_artifact(
+        key="renraku-batch",
+        table=[{"item": i["source"], "status": i["status"], "sheets": i["sheets"], "reason": i["reason"]}
+               for i in summary["items"]] or [{"item": "(nothing new)", "status": "", "sheets": 0, "reason": ""}],
+        description=(f"batch {summary['batch']}: {summary['recorded']} recorded, {summary['duplicates']} duplicates, "
+                     f"{summary['failed']} failed; {summary['sheets']} sheets, {summary['findings']} findings, "
+                     f"{summary['urgent']} urgent; {summary['seconds']} s"),
+    )
+    return summary
+
+
+def serve(settings: Settings | None = None) -> None:
+    """Run the intake on its schedule until stopped; a run never starts while one is running."""
+    settings = settings or load_settings()
+    schedule = {"cron": settings.cron} if settings.cron else {"interval": settings.interval_minutes * 60}
+    intake.serve(
+        name="renraku-intake",
+        global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+        **schedule,
+    )
