@@ -155,14 +155,56 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if report.count("failed") else 0
 
 
+def _serve_ui(host: str, port: int) -> None:
+    from waitress import serve as waitress_serve
+
+    from renraku.review import create_app
+
+    print(f"review desk on http://{host}:{port}/", file=sys.stderr)
+    waitress_serve(create_app(), host=host, port=port, threads=8)
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from renraku.config import load_settings
+
+    settings = load_settings()
+    _serve_ui(args.host or settings.ui_host, args.port or settings.ui_port)
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import os
+    import threading
+
+    from renraku.config import load_settings
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     from renraku.flows import serve
 
-    serve()
+    settings = load_settings()
+    threading.Thread(target=_serve_ui, args=(settings.ui_host, settings.ui_port), daemon=True).start()
+    serve(settings)
+    return 0
+
+
+def _cmd_users_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from renraku.context import open_context
+    from renraku.review.auth import add_user
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("パスワード: ")
+    ctx = open_context()
+    try:
+        with ctx.sessions.begin() as session:
+            add_user(session, args.name, password, args.role, actor="cli")
+    except ValueError as exc:
+        print(f"renraku: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        ctx.close()
+    print(f"user {args.name} ({args.role}) added")
     return 0
 
 
@@ -185,6 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="the scheduled intake (Prefect), until stopped")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("ui", help="the review desk alone (web UI)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=_cmd_ui)
+
+    p = sub.add_parser("users", help="people who use the review desk")
+    usub = p.add_subparsers(dest="users_command", required=True)
+    u = usub.add_parser("add", help="add a person (the first supervisor, for one)")
+    u.add_argument("name")
+    u.add_argument("--role", choices=["reviewer", "supervisor", "auditor"], required=True)
+    u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    u.set_defaults(func=_cmd_users_add)
 
     p = sub.add_parser("export", help="write sheets.jsonl, applications.jsonl and staff.csv")
     p.add_argument("--out", required=True, metavar="DIR")

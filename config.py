@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     interval_minutes: float = Field(5.0, description="定期取り込みの間隔（分）")
     cron: str | None = Field(None, description="定期取り込みの cron 式（指定すると間隔より優先）")
 
+    secret_key: SecretStr | None = Field(None, description="UI のセッション署名鍵（既定は RENRAKU_HOME/secret_key）")
+    ui_secure_cookies: bool = Field(False, description="TLS の内側で動かすとき true（Cookie に Secure）")
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 8080
+
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_tls: Literal["ssl", "starttls", "none"] = "starttls"

@@ -14,7 +14,7 @@ from renraku.extractors.fields import reading_config
 from renraku.extractors.templates import load_templates
 from renraku.pipeline.read import ReadContext
 from renraku.sinks.db import make_engine, migrate, session_factory
-from renraku.sinks.store import DocumentStore
+from renraku.sinks.store import DocumentStore, PictureStore
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Context:
     sessions: sessionmaker[Session]
     store: DocumentStore
     reading: ReadContext
+    pictures: PictureStore
 
     def close(self) -> None:
         self.engine.dispose()
@@ -40,4 +41,5 @@ def open_context(settings: Settings | None = None) -> Context:
     engine = make_engine(settings.database_url)
     migrate(engine, lock_file=settings.home / "migrate.lock")
     reading = ReadContext(load_templates(settings.templates_dir), reading_config(settings.reading_config))
-    return Context(settings, engine, session_factory(engine), DocumentStore(settings.documents_dir), reading)
+    return Context(settings, engine, session_factory(engine), DocumentStore(settings.documents_dir), reading,
+                   PictureStore(settings.home / "pages"))

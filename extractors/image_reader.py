@@ -117,6 +117,7 @@ class ImageReader:
     def read(self, gray: np.ndarray, fit: ImageFit, channel: str = "scan") -> list[FieldReading]:
         self.channel = "photo" if fit.work.photo else channel
         rect = inks.flatten_light(rectify(gray, fit.work, fit.registration, self.dpi))
+        self.picture = rect  # the sheet as the boxes see it, for the review desk
         ink = inks.page_ink(rect)
         printed = inks.blank_ink(self.template, self.forms_dir, self.dpi)
         readings: dict[str, FieldReading] = {}

@@ -37,6 +37,7 @@ class PageResult:
     classification: Classification
     readings: list[FieldReading] = field(default_factory=list)
     reason: str = ""  # why the page could not be read, if it could not
+    picture: Any = field(default=None, repr=False)  # image pages: the page in template space (numpy)
 
 
 @dataclass
@@ -84,7 +85,7 @@ def read_page(page: Page, ctx: ReadContext) -> PageResult:
     if reader is None or template is None:
         result.reason = "このページの読み取り方法がまだありません"
         return result
-    result.readings = reader(page, template, cls, ctx.config)
+    result.readings, result.picture = reader(page, template, cls, ctx.config)
     flag_for_review(result.readings, ctx.threshold)
     return result
 

@@ -192,8 +192,23 @@ class Batch:
                                   source_ref=item.source_ref, duplicate=True))
         return ItemOutcome(item.source_ref, digest, "duplicate", "既に受け付け済みの文書です")
 
+    def _save_pictures(self, result: DocumentResult) -> None:
+        """The page pictures of a document and its attachments, for the review desk."""
+        import cv2
+
+        from renraku.pipeline.pictures import page_picture
+
+        for part in walk(result):
+            for page in part.pages:
+                picture = page_picture(part, page, self.ctx.settings.render_dpi)
+                if picture is not None:
+                    ok, png = cv2.imencode(".png", picture)
+                    if ok:
+                        self.ctx.pictures.put(part.sha256, page.number, png.tobytes())
+
     def _record(self, item: Received, result: DocumentResult) -> ItemOutcome:
         ctx = self.ctx
+        self._save_pictures(result)
         for part in walk(result):  # attachments are stored under their own hash too
             if part is not result and part.status != "duplicate":
                 ctx.store.put(part.data)

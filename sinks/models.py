@@ -286,3 +286,15 @@ class Message(Base):
     @property
     def public_id(self) -> str:
         return f"M{self.id:06d}"
+
+
+class User(Base):
+    """A person who works at the review desk. Passwords are stored as argon2 hashes only."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))  # reviewer | supervisor | auditor
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -75,3 +75,37 @@ class DocumentStore:
     def verify(self, digest: str) -> bool:
         """True when the stored bytes still hash to their key (an auditor's check)."""
         return sha256(self.get(digest)) == digest
+
+
+class PictureStore:
+    """Page pictures for the review desk, as the field boxes see them (derived, re-creatable).
+
+    Kept beside the originals with the same care (they show personal data): folders 0700, files 0600.
+    Paths are built from a document's sha256 and a page number only, never from a request.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._docs = DocumentStore(self.root)
+
+    def path(self, digest: str, page: int) -> Path:
+        base = self._docs.path(digest)  # validates the key
+        return base.parent / f"{digest}-p{int(page)}.png"
+
+    def put(self, digest: str, page: int, png: bytes) -> None:
+        target = self.path(digest, page)
+        try:
+            self._docs._ensure_dir(target.parent)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+            with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), FILE_MODE)
+                fh.write(png)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StorageError(f"ページ画像を保存できません: {exc}") from exc
+
+    def get(self, digest: str, page: int) -> bytes | None:
+        try:
+            return self.path(digest, page).read_bytes()
+        except FileNotFoundError:
+            return None

@@ -1,0 +1,68 @@
+"""A review desk with data: the demo inbox processed, three people, a served app."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from renraku.context import Context
+from renraku.review import create_app
+from renraku.review.auth import add_user
+
+PEOPLE = {"tanaka": ("reviewer", "reviewer-pass-1"), "suzuki": ("supervisor", "supervisor-pass-1"),
+          "kansa": ("auditor", "auditor-pass-1")}
+
+
+@pytest.fixture
+def people(ctx: Context) -> dict[str, tuple[str, str]]:
+    with ctx.sessions.begin() as s:
+        for name, (role, password) in PEOPLE.items():
+            add_user(s, name, password, role)
+    return PEOPLE
+
+
+@pytest.fixture
+def app(ctx: Context, people):
+    application = create_app(ctx)
+    application.config["TESTING"] = True
+    return application
+
+
+def login(client, name: str) -> None:
+    from flask import Flask  # noqa: F401
+
+    page = client.get("/login")
+    token = _token(page.get_data(as_text=True))
+    response = client.post("/login", data={"name": name, "password": PEOPLE[name][1], "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def _token(html: str) -> str:
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def token_for(client, url: str = "/") -> str:
+    return _token(client.get(url).get_data(as_text=True))
+
+
+@pytest.fixture
+def served(app) -> str:
+    """The app on a free port of 127.0.0.1 (waitress, in a thread) for the browser."""
+    from waitress.server import create_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = create_server(app, host="127.0.0.1", port=port, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.close()
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -1,0 +1,126 @@
+"""The review desk in a real browser (Debian's Chromium through Playwright), keyboard only."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from renraku.bench.labelled import same
+from renraku.context import Context
+from renraku.pipeline.run import Batch, Received
+from renraku.sinks import models as m
+from renraku.sinks.export import export
+from tests.conftest import load_jsonl
+from tests.review.conftest import DOCS, PEOPLE
+
+CHROMIUM = "/usr/bin/chromium"
+FAX = "files/FAX_20250508_113920_0285918598.tif"  # a handwritten set by standard-resolution fax
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking",
+                                                              "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+def keyboard_login(page, base: str, name: str) -> None:
+    page.goto(f"{base}/login")
+    page.wait_for_selector("input[name=name]:focus")
+    page.keyboard.type(name)  # the name field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PEOPLE[name][1])
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/")
+
+
+def _value_of(kind_is_mark: bool, shown: str):
+    return shown.strip() in ("○", "1", "✓") if kind_is_mark else shown
+
+
+def test_a_faxed_application_is_corrected_by_keyboard_and_approved(
+        browser, served: str, ctx: Context, dev_set: Path, tmp_path: Path) -> None:
+    with Batch(ctx) as batch:
+        batch.receive(Received((dev_set / FAX).read_bytes(), Path(FAX).name, FAX, "scan"))
+    inbox = Path(__file__).resolve().parents[2] / "samples" / "inbox"
+    with Batch(ctx) as batch:  # more in the queue, as on a working day
+        batch.receive_many([Received(p.read_bytes(), p.name, str(p), "imap") for p in sorted(inbox.iterdir())])
+    truth = {(t["form_id"], p): v for t in load_jsonl(dev_set / "truth.jsonl") if t["file"] == FAX
+             for p, v in t["fields"].items()}
+    with ctx.sessions() as s:
+        app = s.scalars(select(m.Application).order_by(m.Application.id)).first()
+        app_id = app.id
+        form_of = {f.id: (sh.form_id, f.path, f.kind) for sh in app.sheets for f in sh.fields}
+
+    page = browser.new_page(viewport={"width": 1600, "height": 1000}, locale="ja-JP")
+    keyboard_login(page, served, "tanaka")
+    page.screenshot(path=str(tmp_path / "queue.png"))
+    page.goto(f"{served}/applications/{app_id}")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(tmp_path / "application.png"))
+    listed = "els => els.map(e => [e.dataset.rule, e.dataset.field])"
+    findings_before = page.eval_on_selector_all("#findings li[data-rule]", listed)
+
+    corrected: list[tuple[str, str]] = []
+    for _ in range(200):  # each flagged field once
+        field_id = page.evaluate("document.activeElement && document.activeElement.dataset.fieldId || null")
+        if field_id is None:
+            break
+        form_id, path, kind = form_of[int(field_id)]
+        mark = kind in ("checkbox", "admin_mark", "seal")
+        shown = page.evaluate("document.activeElement.value")
+        expected = truth[(form_id, path)]
+        if not same(path, _value_of(mark, shown), expected):
+            page.keyboard.type(("○" if expected else "") if mark else str(expected))  # replaces the selection
+            if mark and not expected:
+                page.keyboard.press("Backspace")
+            corrected.append((form_id, path))
+        live = page.inner_text("#live")
+        page.keyboard.press("Enter")
+        page.wait_for_function("old => document.getElementById('live').textContent !== old || "
+                               "document.activeElement.dataset.fieldId === undefined", arg=live)
+        page.wait_for_timeout(50)
+    assert len(corrected) >= 2, corrected
+    findings_after = page.eval_on_selector_all("#findings li[data-rule]", listed)
+    gone = [f for f in findings_before if f not in findings_after]
+    assert any(field in {p for _f, p in corrected} for _rule, field in gone), (findings_before, findings_after)
+    assert "Alt+A" in page.inner_text("#live")
+
+    with page.expect_navigation():
+        page.click("header form.who button")  # log out
+    keyboard_login(page, served, "suzuki")
+    page.goto(f"{served}/applications/{app_id}")
+    page.wait_for_load_state("networkidle")
+    page.keyboard.press("Alt+A")
+    try:
+        page.wait_for_function("document.getElementById('status').textContent.includes('承認済み')", timeout=15000)
+    except Exception:
+        raise AssertionError(page.inner_text("#live") + " / " + page.inner_text("#findings")) from None
+
+    out = tmp_path / "export"
+    with ctx.sessions() as s:
+        export(s, out)
+    sheets = load_jsonl(out / "sheets.jsonl")
+    fields = {(sh["form_id"], p): f for sh in sheets if sh["application_id"] == f"A{app_id:06d}"
+              for p, f in sh["fields"].items()}
+    for form_path in corrected:
+        f = fields[form_path]
+        assert f["method"] == "human" and same(form_path[1], f["value"], truth[form_path])
+    assert json.loads((out / "applications.jsonl").read_text().splitlines()[0])["status"] == "approved"
+    with ctx.sessions() as s:
+        actions = [(e.actor, e.action) for e in s.scalars(select(m.AuditEntry).order_by(m.AuditEntry.id))]
+    assert ("tanaka", "correct_field") in actions and ("suzuki", "approve") in actions
+    if os.environ.get("RENRAKU_DOCS_SCREENSHOTS"):  # refresh the pictures in docs/
+        for name in ("queue.png", "application.png"):
+            shutil.copy(tmp_path / name, DOCS / name)
