@@ -75,33 +75,38 @@ def fit(rows: list[Row]) -> dict[str, list[float]]:
     return coefficients
 
 
+def _lowest(scored: list[tuple[float, bool]], target: float, margin: int) -> float:
+    """The lowest threshold at which accepted fields are right at least `target` of the time,
+    counting `margin` more wrong fields than were seen."""
+    for t in sorted({p for p, _ok in scored}):
+        accepted = [ok for p, ok in scored if p >= t]
+        if (sum(accepted) - margin) / len(accepted) >= target:
+            return round(t, 4)
+    return 1.0
+
+
 def choose_threshold(rows: list[Row], coefficients: dict[str, list[float]], target: float,
                      margin: int = 2) -> dict[str, Any]:
-    """The lowest threshold at which accepted fields meet the target on every channel kind, and
-    overall with a margin (`margin` more wrong fields than were seen must still meet it)."""
+    """A review threshold per channel kind (the reader knows how a page came), each the lowest at
+    which that channel's accepted fields meet the target; then all channels together must meet it
+    with a margin, or every threshold is raised to the one that does."""
     scored = [(calibration.probability(r[1], coefficients[r[0]]), r[2], r[3]) for r in rows]
-    candidates = sorted({round(p, 4) for p, _ok, _ch in scored})
-
-    def meets(threshold: float) -> bool:
-        everything = [ok for p, ok, _ch in scored if p >= threshold]
-        if everything and (sum(everything) - margin) / len(everything) < target:
-            return False
-        for channel in {ch for _p, _ok, ch in scored}:
-            accepted = [ok for p, ok, ch in scored if ch == channel and p >= threshold]
-            if accepted and sum(accepted) / len(accepted) < target:
-                return False
-        return True
-
-    best = next((t for t in candidates if meets(t)), 1.0)
-    accepted_rows = [ok for p, ok, _ch in scored if p >= best]
+    channels = sorted({ch for _p, _ok, ch in scored})
+    thresholds = {ch: _lowest([(p, ok) for p, ok, c in scored if c == ch], target, 0) for ch in channels}
+    pooled = [ok for p, ok, ch in scored if p >= thresholds[ch]]
+    if pooled and (sum(pooled) - margin) / len(pooled) < target:
+        floor = _lowest([(p, ok) for p, ok, _ch in scored], target, margin)
+        thresholds = {ch: max(t, floor) for ch, t in thresholds.items()}
     per_channel = {}
-    for channel in sorted({ch for _p, _ok, ch in scored}):
-        acc = [ok for p, ok, ch in scored if ch == channel and p >= best]
-        total = sum(1 for _p, _ok, ch in scored if ch == channel)
-        per_channel[channel] = {"accepted": len(acc), "fields": total,
-                                "precision": round(sum(acc) / max(1, len(acc)), 4)}
-    return {"threshold": best, "accepted": len(accepted_rows), "validated_fields": len(scored),
-            "precision": round(sum(accepted_rows) / max(1, len(accepted_rows)), 4), "per_channel": per_channel}
+    for ch in channels:
+        acc = [ok for p, ok, c in scored if c == ch and p >= thresholds[ch]]
+        per_channel[ch] = {"threshold": thresholds[ch], "accepted": len(acc),
+                           "fields": sum(1 for _p, _ok, c in scored if c == ch),
+                           "precision": round(sum(acc) / max(1, len(acc)), 4)}
+    accepted = [ok for p, ok, ch in scored if p >= thresholds[ch]]
+    return {"threshold": max(thresholds.values(), default=1.0), "thresholds": thresholds,
+            "accepted": len(accepted), "validated_fields": len(scored),
+            "precision": round(sum(accepted) / max(1, len(accepted)), 4), "per_channel": per_channel}
 
 
 def main() -> None:

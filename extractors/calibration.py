@@ -40,6 +40,7 @@ class Evidence:
     title_ok: bool = True
     agreement: float = 1.0  # share of the other readings that gave the same value
     channel: str = "scan"  # fax_fine | fax_standard | photo | scan
+    page_conf: float = 0.0  # Tesseract's mean confidence over the page's text: low on handwriting
     empty: bool = False
     stray_ink: int = 0
     mark_share: float = 0.0
@@ -59,7 +60,7 @@ class Evidence:
         return [1.0, self.mean_conf, self.min_conf, float(self.plausible), float(min(self.repairs, 3)),
                 self.vocabulary, math.log1p(self.chars), float(self.title_ok), self.agreement,
                 float(self.channel == "photo"), float(self.channel == "fax_standard"),
-                float(self.channel == "fax_fine")]
+                float(self.channel == "fax_fine"), self.page_conf]
 
 
 # Until a fit exists, a cautious prior: only readings Tesseract is very sure of, with the right
@@ -67,7 +68,7 @@ class Evidence:
 PRIOR = {
     "empty": [4.0, -1.0],
     "mark": [-1.0, 2.5],
-    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5],
+    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5, 0.0],
 }
 
 
@@ -81,9 +82,12 @@ def _coefficients(path: str) -> dict[str, list[float]]:
     return _load(path).get("coefficients", {})
 
 
-def calibrated_threshold(calibration: Path = CALIBRATION_FILE, default: float = 0.9) -> float:
-    """The review threshold chosen on labelled data (see bench/calibrate.py)."""
-    return float(_load(str(calibration)).get("threshold", default))
+def calibrated_threshold(channel: str | None = None, calibration: Path = CALIBRATION_FILE,
+                         default: float = 0.9) -> float:
+    """The review threshold chosen on labelled data for a channel kind (see bench/calibrate.py);
+    the strictest one when the channel is not known."""
+    data = _load(str(calibration))
+    return float(data.get("thresholds", {}).get(channel, data.get("threshold", default)))
 
 
 def _prior(group: str) -> list[float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -53,7 +54,9 @@ def reading_config(path: Path) -> dict[str, Any]:
     return _load(str(Path(path).resolve()))
 
 
-def flag_for_review(readings: list[FieldReading], threshold: float) -> None:
-    """A field is flagged when its confidence is below the threshold or a reader noted a doubt."""
+def flag_for_review(readings: list[FieldReading], threshold: float | Callable[[FieldReading], float]) -> None:
+    """A field is flagged when its confidence is below the threshold (one number, or one per reading,
+    e.g. by channel) or a reader noted a doubt."""
     for r in readings:
-        r.needs_review = r.confidence < threshold or bool(r.note)
+        limit = threshold(r) if callable(threshold) else threshold
+        r.needs_review = r.confidence < limit or bool(r.note)

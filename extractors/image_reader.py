@@ -131,7 +131,7 @@ class ImageReader:
             mask = inks.written(ink, printed, box, inks.local_shift(ink, printed, box))
             crop = ocr_crop(rect, mask, box) if inks.has_writing(mask) else None
             if crop is None:
-                evidence = Evidence(kind=spec.kind, empty=True, stray_ink=int(mask.sum()))
+                evidence = Evidence(kind=spec.kind, empty=True, stray_ink=int(mask.sum()), channel=self.channel)
                 readings[spec.path] = FieldReading(spec.path, spec.kind, "", confidence(evidence), "ocr", box_pt,
                                                    evidence=evidence)
                 continue
@@ -152,7 +152,38 @@ class ImageReader:
             if spec.path in readings:
                 continue
             readings[spec.path] = self._text(spec, results[spec.path], title_ok / 100 >= self.title_min)
+        self._vote_domains([r for r in readings.values() if r.kind == "email"])
+        self._page_evidence([r for r in readings.values() if r.method == "ocr" and r.value != ""])
         return [readings[s.path] for s in self.template.fields]
+
+    def _page_evidence(self, texts: list[FieldReading]) -> None:
+        """How sure Tesseract was over the whole page: handwriting reads lower everywhere, and a value
+        read fine on a hard page deserves less trust than the same on a typed one."""
+        if not texts:
+            return
+        page_conf = float(np.mean([r.evidence.mean_conf for r in texts]))
+        for r in texts:
+            r.evidence.page_conf = page_conf
+            r.confidence = confidence(r.evidence)
+
+    def _vote_domains(self, emails: list[FieldReading]) -> None:
+        """Staff of one facility mostly share a mail domain: a domain a slip away from the one two
+        or more other addresses on the page agree on is taken to be that one (and counted a repair)."""
+        from collections import Counter
+
+        from rapidfuzz.distance import Levenshtein
+
+        domains = Counter(str(r.value).partition("@")[2] for r in emails if "@" in str(r.value))
+        for r in emails:
+            local, at, domain = str(r.value).partition("@")
+            if not at:
+                continue
+            for common, n in domains.most_common():
+                if common != domain and n >= 2 and Levenshtein.distance(domain, common) <= 2:
+                    r.value = f"{local}@{common}"
+                    r.evidence.repairs += 1
+                    r.confidence = confidence(r.evidence)
+                    break
 
     def _repair(self, spec: FieldSpec, text: str) -> repair.Repaired:
         kind, hints, v = spec.kind, spec.hints, self.vocabulary
@@ -212,7 +243,7 @@ class ImageReader:
         share = float(_keep_writing(mask).sum()) / area
         on, off = float(self.marks.get(f"{prefix}_on", 0.05)), float(self.marks.get(f"{prefix}_off", 0.01))
         value = share >= (on + off) / 2
-        evidence = Evidence(kind=kind, mark_share=share, mark_on=on, mark_off=off)
+        evidence = Evidence(kind=kind, mark_share=share, mark_on=on, mark_off=off, channel=self.channel)
         note = "" if share >= on or share <= off else "印の有無がはっきりしません"
         return FieldReading(spec.path, kind, value, confidence(evidence), "mark", spec.box, raw=f"{share:.3f}",
                             note=note, evidence=evidence)

@@ -48,9 +48,15 @@ def _cjk(ch: str) -> bool:
 _LOOSE_DASHES = re.compile(r"^[ー一―‐\-\s「」|]+\s|\s[ー一―‐\-\s「」|]+$")
 
 
+# A lone kana or Latin letter standing apart at the end is a speck read as a character (a name's
+# one-character given name is a kanji and stays).
+_LOOSE_TAIL = re.compile(r"\s+[\u3041-\u30ffA-Za-z0-9]$")
+
+
 def japanese_text(text: str) -> Repaired:
     s = normalize.text(text)
     value = _LOOSE_DASHES.sub("", s)
+    value = _LOOSE_TAIL.sub("", value)
     value, _ = trim_junk(value)
     return Repaired(value, ["trim"] if value != s else [], plausible=bool(value) and any(_cjk(c) for c in value))
 

@@ -60,13 +60,15 @@ class ReadContext:
     templates: list[Template]
     config: dict[str, Any]
 
-    @property
-    def threshold(self) -> float:
+    def threshold(self, reading: FieldReading) -> float:
+        """The review threshold for a reading: reading.toml's number, or the calibrated one of the
+        reading's channel kind."""
         value = self.config.get("review", {}).get("threshold", "calibrated")
-        if value == "calibrated":
+        if value in ("calibrated", "calibrated_per_channel"):
             from renraku.extractors.calibration import calibrated_threshold
 
-            return calibrated_threshold()
+            channel = getattr(reading.evidence, "channel", None) if reading.evidence is not None else None
+            return calibrated_threshold(channel if value == "calibrated_per_channel" else None)
         return float(value)
 
     def template(self, form_id: str) -> Template | None:

@@ -10,8 +10,9 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from renraku import normalize
-from renraku.validators import ApplicationView, Finding, RuleContext, rule
+from renraku.validators import ApplicationView, Finding, KnownStaff, RuleContext, rule
 from renraku.validators.common import label, rows
+from renraku.validators.identity import facility_key
 
 LOOKALIKES = {"。": ".", "，": ",", "、": ",", "｡": "."}  # characters NFKC leaves alone
 
@@ -86,9 +87,16 @@ def _person_key(name: str) -> str:
     return normalize.compact(name)
 
 
+def _same_person(row_name: str, row_facility: str, other: KnownStaff, config: dict[str, Any]) -> bool:
+    """The same person at the same facility (a set and its later change notice, say): not two people."""
+    return bool(row_name) and _person_key(row_name) == _person_key(other.name) and \
+        facility_key(row_facility, config) == other.facility
+
+
 @rule("duplicate_email")
 def duplicate_email(app: ApplicationView, ctx: RuleContext, config: dict[str, Any]) -> Iterator[Finding]:
     seen: dict[str, tuple[str, str]] = {}  # address → (path, person) within this application
+    facility = next((str(s.values.get("facility_name", "")) for s in app.sheets if s.values.get("facility_name")), "")
     for row in rows(app):
         if row.prefix == "changes" and not set(row.kinds) & {"add", "modify"}:
             continue
@@ -96,19 +104,22 @@ def duplicate_email(app: ApplicationView, ctx: RuleContext, config: dict[str, An
         if not email:
             continue
         path = row.path("email")
+        name = row.text("name")
         where = None
-        if email in seen and seen[email][1] != _person_key(row.text("name")):
+        if email in seen and seen[email][1] != _person_key(name):
             where = f"この申請の{label(seen[email][0], config)}"
         elif email in seen:
             where = f"この申請の{label(seen[email][0], config)}（同じ方が2行に記入）"
         else:
-            other = next((s for s in ctx.queued if s.email == email), None)
-            registered = next((s for s in ctx.staff if s.email == email), None)
+            other = next((s for s in ctx.queued if s.email == email and not _same_person(name, facility, s, config)),
+                         None)
+            registered = next((s for s in ctx.staff if s.email == email
+                               and not _same_person(name, facility, s, config)), None)
             if other is not None:
                 where = other.where
             elif registered is not None and app.kind == "new_facility":
                 where = f"登録済みの{registered.facility_name}の{registered.name}さん"
-        seen.setdefault(email, (path, _person_key(row.text("name"))))
+        seen.setdefault(email, (path, _person_key(name)))
         if where:
             yield Finding("duplicate_email", "error",
                           f"{label(path, config)}「{email}」は{where}と同じアドレスです（1人1メールアドレス）",

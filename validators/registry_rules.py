@@ -19,10 +19,15 @@ def registered_facility(name: str, ctx: RuleContext, config: dict[str, Any]) -> 
     return next((k for k, registered in ctx.facilities.items() if names_match(name, registered, config)), None)
 
 
+def registry_loaded(ctx: RuleContext, config: dict[str, Any]) -> bool:
+    """Registry rules judge only once the registry has been imported (an empty one knows nothing)."""
+    return bool(ctx.facilities) or not config.get("registry", {}).get("require_loaded", True)
+
+
 @rule("unknown_facility")
 def unknown_facility(app: ApplicationView, ctx: RuleContext, config: dict[str, Any]) -> Iterator[Finding]:
     notice = app.sheet("staff_change")
-    if app.kind != "staff_change" or notice is None:
+    if app.kind != "staff_change" or notice is None or not registry_loaded(ctx, config):
         return
     name = str(notice.get("facility_name"))
     if not name or registered_facility(name, ctx, config):

@@ -279,3 +279,19 @@ def test_rules_are_configuration(tmp_path) -> None:
     config["emails"]["shared_local_parts"] = ["kimura_wataru"]
     config["enabled"] = ["shared_email"]
     assert {f.rule for f in check(new_set(), RuleContext(today=TODAY), config)} == {"shared_email"}
+
+
+def test_the_same_person_at_the_same_facility_on_two_applications_is_no_duplicate() -> None:
+    key = facility_key("茂木訪問看護ステーション", CONFIG)
+    same = RuleContext(today=TODAY, queued=[KnownStaff(key, "木村 航", "kimura_wataru@mail.example.jp",
+                                                        where="申請 A000002")])
+    assert ("duplicate_email", "staff[1].email") not in found(new_set(), same)
+    other_facility = RuleContext(today=TODAY, queued=[KnownStaff(facility_key("益子クリニック", CONFIG), "木村 航",
+                                                                  "kimura_wataru@mail.example.jp", where="A000003")])
+    assert ("duplicate_email", "staff[1].email") in found(new_set(), other_facility)
+
+
+def test_unknown_facility_waits_for_the_registry_to_be_imported() -> None:
+    app = change((("add",), "大橋 恵", "ohashi@midori.example.jp", False), facility="みどり薬局 真岡店")
+    assert ("unknown_facility", "facility_name") not in found(app, RuleContext(today=TODAY))
+    assert ("unknown_facility", "facility_name") in found(app, REGISTRY)
