@@ -180,9 +180,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    # Without PREFECT_API_URL Prefect starts a temporary server of its own; on a busy machine that
-    # takes a while (a production set-up runs `prefect server start` and points PREFECT_API_URL at it).
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     from renraku.flows import serve
 
     settings = load_settings()

@@ -4,6 +4,16 @@ each run (a table artifact summarising the batch)."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -31,13 +41,13 @@ def pull_and_read(settings: Settings) -> dict:
 
 
 @flow(name="renraku-intake", log_prints=False)
-def intake(settings: Settings | None = None) -> dict:
+def intake() -> dict:
     """One pass over the inbox and the scan folder, recorded as one batch.
 
     Settings come from the environment and config file of the serving process (never as run
     parameters: those are stored by Prefect, and the IMAP password must not be).
     """
-    settings = settings or load_settings()
+    settings = load_settings()
     summary = pull_and_read(settings)
     logger = get_run_logger()
     if summary.get("skipped"):
@@ -56,12 +66,47 @@ def intake(settings: Settings | None = None) -> dict:
     return summary
 
 
+@contextmanager
+def prefect_server(home: Path) -> Iterator[str]:
+    """A Prefect server of renraku's own (schedules need one; Prefect's temporary server cannot run
+    them), unless PREFECT_API_URL already names one."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(home / "prefect")),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(1)
+        else:
+            raise RuntimeError("the Prefect server did not start")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def serve(settings: Settings | None = None) -> None:
     """Run the intake on its schedule until stopped; a run never starts while one is running."""
     settings = settings or load_settings()
     schedule = {"cron": settings.cron} if settings.cron else {"interval": settings.interval_minutes * 60}
-    intake.serve(
-        name="renraku-intake",
-        global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
-        **schedule,
-    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with prefect_server(settings.home) as url, temporary_settings({PREFECT_API_URL: url}):
+        intake.serve(
+            name="renraku-intake",
+            global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+            **schedule,
+        )
