@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,84 +120,73 @@ def _scaled(crop: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(crop, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
 
 
-def read(crops: dict[Hashable, np.ndarray], setting: Setting,
-         variants: Sequence[str] = ("plain",)) -> dict[Hashable, list[Reading]]:
-    """Read every crop, once per variant, in a single Tesseract process (model loaded once).
-
-    Each variant of the crops is one canvas; the canvases go to Tesseract as a list of images.
-    Returns, per crop, one reading per variant (in the order given).
-    """
+def _tesseract(images: list[np.ndarray], setting: Setting) -> Iterator[tuple[int, Word]]:
+    """Read images with one Tesseract process (the model is loaded once): (image index, word)."""
     import tempfile
 
     import cv2
     import pytesseract
 
-    keys = list(crops)
-    if not keys:
-        return {}
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one core per page: pages run in parallel
-    layouts = []
     with tempfile.TemporaryDirectory(prefix="renraku-ocr-") as tmp:
         paths = []
-        for i, name in enumerate(variants):
-            canvas, bands = stack([VARIANTS[name](crops[k]) for k in keys])
-            path = os.path.join(tmp, f"{i}.png")
-            cv2.imwrite(path, canvas)
-            paths.append(path)
-            layouts.append(bands)
-        listing = os.path.join(tmp, "canvases.txt")
+        for i, image in enumerate(images):
+            paths.append(os.path.join(tmp, f"{i}.png"))
+            cv2.imwrite(paths[-1], image)
+        listing = os.path.join(tmp, "images.txt")
         with open(listing, "w") as fh:
             fh.write("\n".join(paths) + "\n")
         data = pytesseract.image_to_data(listing, lang=setting.lang, config=setting.config(),
                                          output_type=pytesseract.Output.DICT)
-    words: dict[tuple[int, Hashable], list[Word]] = {(v, k): [] for v in range(len(variants)) for k in keys}
     for page, text, conf, x, y, w, h in zip(data["page_num"], data["text"], data["conf"], data["left"], data["top"],
                                             data["width"], data["height"], strict=True):
         text = str(text).strip()
-        if not text or float(conf) < 0:
-            continue
-        v = int(page) - 1
-        cy = y + h / 2
+        if text and float(conf) >= 0:
+            yield int(page) - 1, Word(text, float(conf), (x, y, x + w, y + h))
+
+
+def _readings(keys: list[Hashable], words: dict[tuple[int, Hashable], list[Word]], setting: Setting,
+              n_variants: int) -> dict[Hashable, list[Reading]]:
+    return {k: [Reading(_join(words[(v, k)], setting.spaced), words[(v, k)]) for v in range(n_variants)]
+            for k in keys}
+
+
+def read(crops: dict[Hashable, np.ndarray], setting: Setting,
+         variants: Sequence[str] = ("plain",)) -> dict[Hashable, list[Reading]]:
+    """Read every crop, once per variant, in a single Tesseract process.
+
+    Each variant of the crops is one canvas; the canvases go to Tesseract as a list of images.
+    Returns, per crop, one reading per variant (in the order given).
+    """
+    keys = list(crops)
+    if not keys:
+        return {}
+    canvases, layouts = zip(*(stack([VARIANTS[name](crops[k]) for k in keys]) for name in variants), strict=True)
+    words: dict[tuple[int, Hashable], list[Word]] = {(v, k): [] for v in range(len(variants)) for k in keys}
+    for v, word in _tesseract(list(canvases), setting):
+        x0, y0, x1, y1 = word.box
+        cy = (y0 + y1) / 2
         for key, (b0, b1) in zip(keys, layouts[v], strict=True):
             if b0 - GAP / 2 <= cy < b1 + GAP / 2:
-                words[(v, key)].append(Word(text, float(conf), (x - PAD, y - b0, x - PAD + w, y - b0 + h)))
+                words[(v, key)].append(Word(word.text, word.conf, (x0 - PAD, y0 - b0, x1 - PAD, y1 - b0)))
                 break
-    return {k: [Reading(_join(words[(v, k)], setting.spaced), words[(v, k)]) for v in range(len(variants))]
-            for k in keys}
+    return _readings(keys, words, setting, len(variants))
 
 
 def read_single(crops: dict[Hashable, np.ndarray], setting: Setting,
                 variants: Sequence[str] = ("plain",)) -> dict[Hashable, list[Reading]]:
     """Like `read`, but each crop (in each variant) is its own image: one crop's layout never
     disturbs another's. Used again for crops the stacked reading gave no words for."""
-    import tempfile
-
     import cv2
-    import pytesseract
 
     keys = list(crops)
     if not keys:
         return {}
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one core per page: pages run in parallel
     jobs = [(v, k) for v in range(len(variants)) for k in keys]
-    with tempfile.TemporaryDirectory(prefix="renraku-ocr-") as tmp:
-        paths = []
-        for i, (v, k) in enumerate(jobs):
-            image = cv2.copyMakeBorder(VARIANTS[variants[v]](crops[k]), PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT,
-                                       value=255)
-            path = os.path.join(tmp, f"{i}.png")
-            cv2.imwrite(path, image)
-            paths.append(path)
-        listing = os.path.join(tmp, "crops.txt")
-        with open(listing, "w") as fh:
-            fh.write("\n".join(paths) + "\n")
-        data = pytesseract.image_to_data(listing, lang=setting.lang, config=setting.config(),
-                                         output_type=pytesseract.Output.DICT)
+    images = [cv2.copyMakeBorder(VARIANTS[variants[v]](crops[k]), PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT,
+                                 value=255) for v, k in jobs]
     words: dict[tuple[int, Hashable], list[Word]] = {job: [] for job in jobs}
-    for page, text, conf, x, y, w, h in zip(data["page_num"], data["text"], data["conf"], data["left"], data["top"],
-                                            data["width"], data["height"], strict=True):
-        text = str(text).strip()
-        if text and float(conf) >= 0:
-            words[jobs[int(page) - 1]].append(Word(text, float(conf), (x - PAD, y - PAD, x - PAD + w, y - PAD + h)))
-    return {k: [Reading(_join(words[(v, k)], setting.spaced), words[(v, k)]) for v in range(len(variants))]
-            for k in keys}
+    for i, word in _tesseract(images, setting):
+        x0, y0, x1, y1 = word.box
+        words[jobs[i]].append(Word(word.text, word.conf, (x0 - PAD, y0 - PAD, x1 - PAD, y1 - PAD)))
+    return _readings(keys, words, setting, len(variants))
