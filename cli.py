@@ -32,8 +32,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     from renraku.pipeline.run import process_paths
     from renraku.sinks.export import export
 
-    ctx = open_context()
-    try:
+    with open_context() as ctx:
         report = process_paths(ctx, [Path(p) for p in args.paths], channel=args.channel)
         _print_report(report, args.verbose)
         print(f"  data: {ctx.settings.home} (database {ctx.engine.url.render_as_string(hide_password=True)})")
@@ -43,23 +42,18 @@ def _cmd_process(args: argparse.Namespace) -> int:
             print(f"  export: {summary.directory} ({summary.sheets} sheets, {summary.applications} "
                   f"applications, {summary.staff} approved staff)")
         return 1 if report.count("failed") else 0
-    finally:
-        ctx.close()
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from renraku.context import open_context
     from renraku.sinks.export import export
 
-    ctx = open_context()
-    try:
+    with open_context() as ctx:
         with ctx.sessions() as session:
             summary = export(session, Path(args.out))
         print(f"export: {summary.directory} ({summary.sheets} sheets, {summary.applications} applications, "
               f"{summary.staff} approved staff)")
         return 0
-    finally:
-        ctx.close()
 
 
 def _cmd_template_derive(args: argparse.Namespace) -> int:
@@ -89,17 +83,14 @@ def _cmd_registry_import(args: argparse.Namespace) -> int:
     from renraku.sinks.registry import import_csv
     from renraku.validators import load_rule_config
 
-    ctx = open_context()
     try:
-        with ctx.sessions.begin() as session:
+        with open_context() as ctx, ctx.sessions.begin() as session:
             report = import_csv(session, Path(args.file).read_bytes(), load_rule_config(), actor=args.actor)
     except RegistryImportError as exc:
         print(f"renraku: {exc.reason}", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return exc.exit_code
-    finally:
-        ctx.close()
     print(f"registry: {report.facilities_added} facilities added, {report.staff_added} staff added, "
           f"{report.staff_updated} updated, {report.unchanged} unchanged")
     return 0
@@ -109,12 +100,8 @@ def _cmd_registry_export(args: argparse.Namespace) -> int:
     from renraku.context import open_context
     from renraku.sinks.registry import export_csv
 
-    ctx = open_context()
-    try:
-        with ctx.sessions() as session:
-            n = export_csv(session, Path(args.out))
-    finally:
-        ctx.close()
+    with open_context() as ctx, ctx.sessions() as session:
+        n = export_csv(session, Path(args.out))
     print(f"registry: {n} rows written to {args.out}")
     return 0
 
@@ -123,12 +110,8 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from renraku.context import open_context
     from renraku.sinks.audit import verify
 
-    ctx = open_context()
-    try:
-        with ctx.sessions() as session:
-            report = verify(session)
-    finally:
-        ctx.close()
+    with open_context() as ctx, ctx.sessions() as session:
+        report = verify(session)
     if report.ok:
         print(f"audit log: {report.entries} entries, chain intact")
         return 0
@@ -143,11 +126,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.once:
         print("renraku: use `renraku run --once` for one pass, `renraku serve` for the schedule", file=sys.stderr)
         return 2
-    ctx = open_context()
-    try:
+    with open_context() as ctx:
         report = run_once(ctx, wait=not args.skip_if_running)
-    finally:
-        ctx.close()
     if report is None:
         print("another intake pass is running; skipped")
         return 0
@@ -173,7 +153,6 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import os
     import threading
 
     from renraku.config import load_settings
@@ -195,15 +174,12 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
     from renraku.review.auth import add_user
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("パスワード: ")
-    ctx = open_context()
     try:
-        with ctx.sessions.begin() as session:
+        with open_context() as ctx, ctx.sessions.begin() as session:
             add_user(session, args.name, password, args.role, actor="cli")
     except ValueError as exc:
         print(f"renraku: {exc}", file=sys.stderr)
         return 2
-    finally:
-        ctx.close()
     print(f"user {args.name} ({args.role}) added")
     return 0
 
@@ -225,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-if-running", action="store_true", help="do nothing if another pass is running")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("serve", help="the scheduled intake (Prefect), until stopped")
+    p = sub.add_parser("serve", help="the scheduled intake (Prefect) and the review desk, until stopped")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("ui", help="the review desk alone (web UI)")

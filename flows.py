@@ -28,16 +28,13 @@ from renraku.pipeline.intake import run_once
 
 @task(name="pull-and-read", retries=2, retry_delay_seconds=[30, 120])
 def pull_and_read(settings: Settings) -> dict:
-    ctx = open_context(settings)
-    try:
+    with open_context(settings) as ctx:
         report = run_once(ctx, wait=False)
-        if report is None:
-            return {"skipped": True}
-        return {"batch": report.batch_id, **report.stats(),
-                "items": [{"source": i.source_ref, "status": i.status, "sheets": i.sheets, "reason": i.reason}
-                          for i in report.items]}
-    finally:
-        ctx.close()
+    if report is None:
+        return {"skipped": True}
+    return {"batch": report.batch_id, **report.stats(),
+            "items": [{"source": i.source_ref, "status": i.status, "sheets": i.sheets, "reason": i.reason}
+                      for i in report.items]}
 
 
 @flow(name="renraku-intake", log_prints=False)

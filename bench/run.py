@@ -34,13 +34,12 @@ def _measure_one(files: list[str], home: str, export_dir: str) -> None:
     from renraku.pipeline.run import process_paths
     from renraku.sinks.export import export
 
-    ctx = open_context(Settings(home=Path(home)))
-    t0 = time.monotonic()
-    report = process_paths(ctx, [Path(f) for f in files])
-    seconds = time.monotonic() - t0
-    with ctx.sessions() as s:
-        export(s, Path(export_dir))
-    ctx.close()
+    with open_context(Settings(home=Path(home))) as ctx:
+        t0 = time.monotonic()
+        report = process_paths(ctx, [Path(f) for f in files])
+        seconds = time.monotonic() - t0
+        with ctx.sessions() as s:
+            export(s, Path(export_dir))
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"seconds": seconds, "sheets": report.sheets, "peak_mb": round(max(own, workers) / 1024, 1)}))

@@ -30,7 +30,7 @@ class DocumentStore:
             raise StorageError(f"不正な文書キーです: {digest[:80]!r}")
         return self.root / digest[:2] / digest[2:4] / digest
 
-    def _ensure_dir(self, folder: Path) -> None:
+    def ensure_dir(self, folder: Path) -> None:
         """Create the store root and `folder` below it, each 0700 (umask does not loosen it)."""
         self.root.parent.mkdir(parents=True, exist_ok=True)
         for d in [self.root, *reversed(folder.relative_to(self.root).parents), folder]:
@@ -45,7 +45,7 @@ class DocumentStore:
         if target.exists() and target.stat().st_size == len(data):
             return digest
         try:
-            self._ensure_dir(target.parent)
+            self.ensure_dir(target.parent)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
             try:
                 os.fchmod(fd, FILE_MODE)
@@ -95,7 +95,7 @@ class PictureStore:
     def put(self, digest: str, page: int, png: bytes) -> None:
         target = self.path(digest, page)
         try:
-            self._docs._ensure_dir(target.parent)
+            self._docs.ensure_dir(target.parent)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
             with os.fdopen(fd, "wb") as fh:
                 os.fchmod(fh.fileno(), FILE_MODE)
