@@ -46,6 +46,7 @@ def open_context(settings: Settings | None = None) -> Context:
     _private_dir(settings.home)
     engine = make_engine(settings.database_url)
     migrate(engine, lock_file=settings.home / "migrate.lock")
-    reading = ReadContext(load_templates(settings.templates_dir), reading_config(settings.reading_config))
+    reading = ReadContext(load_templates(settings.templates_dir), reading_config(settings.reading_config),
+                          workers=max(1, settings.workers))
     return Context(settings, engine, session_factory(engine), DocumentStore(settings.documents_dir), reading,
                    PictureStore(settings.home / "pages"))

@@ -27,20 +27,27 @@ from renraku.extractors import calibration
 from renraku.extractors.fields import reading_config
 from renraku.extractors.templates import load_templates
 from renraku.pipeline.pages import load_pages, sniff_media_type
-from renraku.pipeline.read import ReadContext, read_page
+from renraku.pipeline.read import PageResult, ReadContext, corroborate_item, read_page
 
 Row = tuple[str, list[float], bool, str, str]  # group, features, right, channel, style
 
 
 def _rows_for(args: tuple[list[LabelledPage], ReadContext]) -> list[Row]:
+    """The rows of one received item (a file, or a mail with its attachments), read and
+    corroborated across its sheets as the pipeline does."""
     pages, ctx = args
     os.environ["OMP_THREAD_LIMIT"] = "1"
-    out: list[Row] = []
-    loaded = load_pages(pages[0].data, sniff_media_type(pages[0].data, pages[0].name))
+    loaded: dict[str, list] = {}
+    read: list[tuple[LabelledPage, PageResult]] = []
     for lp in pages:
+        if lp.file not in loaded:
+            loaded[lp.file] = load_pages(lp.data, sniff_media_type(lp.data, lp.name))
         if lp.form_id == "cover" or lp.degrade == "typed_pdf":
             continue
-        result = read_page(loaded[lp.page - 1], ctx)
+        read.append((lp, read_page(loaded[lp.file][lp.page - 1], ctx)))
+    corroborate_item([result for _lp, result in read], ctx)
+    out: list[Row] = []
+    for lp, result in read:
         for r in result.readings:
             if r.evidence is None or r.path not in lp.fields:
                 continue
@@ -50,11 +57,11 @@ def _rows_for(args: tuple[list[LabelledPage], ReadContext]) -> list[Row]:
 
 
 def collect(set_dirs: list[Path], ctx: ReadContext, workers: int) -> list[Row]:
-    by_file: dict[tuple[str, str], list[LabelledPage]] = defaultdict(list)
+    by_item: dict[tuple[str, str], list[LabelledPage]] = defaultdict(list)
     for d in set_dirs:
         for lp in load_set(d):
-            by_file[(str(d), lp.file)].append(lp)
-    jobs = [(pages, ctx) for pages in by_file.values()]
+            by_item[(str(d), lp.file.split("#", 1)[0])].append(lp)
+    jobs = [(pages, ctx) for pages in by_item.values()]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return [row for rows in pool.map(_rows_for, jobs) for row in rows]
 

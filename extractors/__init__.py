@@ -10,10 +10,10 @@ from renraku.extractors.templates import Template
 from renraku.extractors.text_layer import TextLayerReader
 from renraku.pipeline.pages import Page
 
-# (page, template, classification, reading config) → (readings, picture): the classification carries
-# what the classifier found out (text: the shift; image: the registration); the picture is the page
-# as the boxes see it (image pages: resampled into template space), kept for the review desk.
-Reader = Callable[[Page, Template, Any, dict[str, Any]], tuple[list[FieldReading], Any]]
+# (page, template, classification, reading config) → the readings, or (image pages) the page
+# prepared for OCR, which is done for many pages together (pipeline/read.py). The classification
+# carries what the classifier found out (text: the shift; image: the registration).
+Reader = Callable[[Page, Template, Any, dict[str, Any]], Any]
 READERS: dict[str, Reader] = {}
 
 
@@ -25,16 +25,13 @@ def register(kind: str) -> Callable[[Reader], Reader]:
 
 
 @register("text")
-def read_text_page(page: Page, template: Template, classification: Any,
-                   config: dict[str, Any]) -> tuple[list[FieldReading], Any]:
-    return TextLayerReader(template, config, classification.transform).read(page), None
+def read_text_page(page: Page, template: Template, classification: Any, config: dict[str, Any]) -> list[FieldReading]:
+    return TextLayerReader(template, config, classification.transform).read(page)
 
 
 @register("image")
-def read_image_page(page: Page, template: Template, classification: Any,
-                    config: dict[str, Any]) -> tuple[list[FieldReading], Any]:
+def prepare_image_page(page: Page, template: Template, classification: Any, config: dict[str, Any]) -> Any:
     from renraku.extractors.image_reader import ImageReader, vocabulary
 
-    reader = ImageReader(template, config, vocabulary())
-    readings = reader.read(page.image.pixels, classification.fit, page.image.channel)
-    return readings, reader.picture
+    return ImageReader(template, config, vocabulary()).prepare(page.image.pixels, classification.fit,
+                                                               page.image.channel)

@@ -41,6 +41,8 @@ class Evidence:
     agreement: float = 1.0  # share of the other readings that gave the same value
     channel: str = "scan"  # fax_fine | fax_standard | photo | scan
     page_conf: float = 0.0  # Tesseract's mean confidence over the page's text: low on handwriting
+    corroborated: bool = False  # another box says the same (name and kana, a sheet of the same set)
+    contradicted: bool = False  # another box that should agree cannot be made to (corroborate.py)
     empty: bool = False
     stray_ink: int = 0
     mark_share: float = 0.0
@@ -60,7 +62,8 @@ class Evidence:
         return [1.0, self.mean_conf, self.min_conf, float(self.plausible), float(min(self.repairs, 3)),
                 self.vocabulary, math.log1p(self.chars), float(self.title_ok), self.agreement,
                 float(self.channel == "photo"), float(self.channel == "fax_standard"),
-                float(self.channel == "fax_fine"), self.page_conf]
+                float(self.channel == "fax_fine"), self.page_conf, float(self.corroborated),
+                float(self.contradicted)]
 
 
 # Until a fit exists, a cautious prior: only readings Tesseract is very sure of, with the right
@@ -68,7 +71,7 @@ class Evidence:
 PRIOR = {
     "empty": [4.0, -1.0],
     "mark": [-1.0, 2.5],
-    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5, 0.0],
+    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5, 0.0, 1.0, -1.0],
 }
 
 

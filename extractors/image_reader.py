@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from rapidfuzz import fuzz
 
 from renraku import normalize
 from renraku.config import PACKAGE_DIR
+from renraku.extractors import corroborate, ocr, repair
 from renraku.extractors import ink as inks
-from renraku.extractors import ocr, repair
 from renraku.extractors.calibration import Evidence, confidence
 from renraku.extractors.fields import FieldReading
 from renraku.extractors.register import Registration, WorkPage, rectify
@@ -101,6 +101,56 @@ def ocr_crop(page: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int])
     return crop[top:bottom, left:right]
 
 
+@dataclass
+class PreparedPage:
+    """An image page ready for OCR: what could be read without it, and the crops that need it."""
+
+    form_id: str
+    channel: str
+    picture: np.ndarray = field(repr=False)  # the sheet as the boxes see it, for the review desk
+    readings: dict[str, FieldReading] = field(default_factory=dict)
+    crops: dict[str, dict[Hashable, np.ndarray]] = field(default_factory=dict, repr=False)  # by setting name
+
+
+def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
+                 workers: int = 1) -> list[dict[Hashable, list[ocr.Reading]]]:
+    """OCR for many pages at once: per page, the readings of each crop (for `ImageReader.finish`).
+
+    Every crop is read plain first, the crops of all pages of a setting in one Tesseract call per
+    worker; only the crops whose plain reading is doubtful (`ImageReader.needs_more`) are read the
+    other ways (enlarged, binarised) in a second call, and those still without a word once more each
+    on its own. Few calls for a whole batch, instead of several per page.
+    """
+    plain = [ocr.Request(reader.settings_by_name[name], crops, reader.variants)
+             for reader, page in pages for name, crops in page.crops.items()]
+    owners = [p for p, (_reader, page) in enumerate(pages) for _name in page.crops]
+    first = ocr.read_requests(plain, workers)
+    results: list[dict[Hashable, list[ocr.Reading]]] = [{} for _ in pages]
+    more, more_owners = [], []
+    for p, request, found in zip(owners, plain, first, strict=True):
+        reader = pages[p][0]
+        results[p] |= found
+        doubtful = {k: request.crops[k] for k, rs in found.items()
+                    if reader.more_variants and any(reader.needs_more(k, r) for r in rs)}
+        if doubtful:
+            more.append(ocr.Request(request.setting, doubtful, reader.more_variants))
+            more_owners.append(p)
+    for p, found in zip(more_owners, ocr.read_requests(more, workers), strict=True):
+        for k, rs in found.items():
+            results[p][k] = results[p][k] + rs
+    missed, missed_owners = [], []
+    for p, request in zip(owners, plain, strict=True):
+        reader = pages[p][0]
+        lost = {k: request.crops[k] for k in request.crops
+                if k != TITLE and not any(r.words for r in results[p][k])}
+        if lost:
+            missed.append(ocr.Request(request.setting, lost, reader.variants + reader.more_variants, single=True))
+            missed_owners.append(p)
+    for p, found in zip(missed_owners, ocr.read_requests(missed, workers), strict=True):
+        results[p] |= found
+    return results
+
+
 class ImageReader:
     def __init__(self, template: Template, config: dict[str, Any], vocabulary: dict[str, list[str]]):
         self.template = template
@@ -110,51 +160,73 @@ class ImageReader:
         self.title_min = float(image.get("title_min", 0.5))
         self.marks = config.get("marks_image", {})
         self.settings = _settings(config)
+        self.settings_by_name = {s.name: s for s in self.settings.values()}
         self.vocabulary = vocabulary
         self.forms_dir = Path(image.get("forms_dir") or FORMS_DIR)
         self.variants = tuple(image.get("variants", ["plain"]))
+        self.more_variants = tuple(image.get("more_variants", []))
+        self.escalate_below = float(image.get("escalate_below", 1.01))
+        self.specs = {s.path: s for s in template.fields}
 
-    def read(self, gray: np.ndarray, fit: ImageFit, channel: str = "scan") -> list[FieldReading]:
-        self.channel = "photo" if fit.work.photo else channel
+    def prepare(self, gray: np.ndarray, fit: ImageFit, channel: str = "scan") -> PreparedPage:
+        """Everything up to OCR: the page in template space, marks and empty boxes read, the crops
+        of the written boxes grouped by OCR setting (read later, with other pages' crops)."""
+        channel = "photo" if fit.work.photo else channel
         rect = inks.flatten_light(rectify(gray, fit.work, fit.registration, self.dpi))
-        self.picture = rect  # the sheet as the boxes see it, for the review desk
         ink = inks.page_ink(rect)
         printed = inks.blank_ink(self.template, self.forms_dir, self.dpi)
-        readings: dict[str, FieldReading] = {}
-        groups: dict[ocr.Setting, dict[Hashable, np.ndarray]] = {}
+        prepared = PreparedPage(self.template.form_id, channel, rect)
         for spec in self.template.fields:
-            box_pt = spec.box
             if spec.is_mark:
-                readings[spec.path] = self._mark(spec, ink, printed)
+                prepared.readings[spec.path] = self._mark(spec, ink, printed, channel)
                 continue
-            box = inks.box_px(box_pt, self.dpi, rect.shape)
+            box = inks.box_px(spec.box, self.dpi, rect.shape)
             mask = inks.written(ink, printed, box, inks.local_shift(ink, printed, box))
             crop = ocr_crop(rect, mask, box) if inks.has_writing(mask) else None
             if crop is None:
-                evidence = Evidence(kind=spec.kind, empty=True, stray_ink=int(mask.sum()), channel=self.channel)
-                readings[spec.path] = FieldReading(spec.path, spec.kind, "", confidence(evidence), "ocr", box_pt,
-                                                   evidence=evidence)
+                evidence = Evidence(kind=spec.kind, empty=True, stray_ink=int(mask.sum()), channel=channel)
+                prepared.readings[spec.path] = FieldReading(spec.path, spec.kind, "", confidence(evidence), "ocr",
+                                                            spec.box, evidence=evidence)
                 continue
-            groups.setdefault(self.settings.get(spec.kind, self.settings["text"]), {})[spec.path] = crop
+            prepared.crops.setdefault(self._setting(spec.kind).name, {})[spec.path] = crop
         title_box = inks.box_px(self.template.identity.title_box, self.dpi, rect.shape, grow_pt=4)
-        title_crop = rect[title_box[1]:title_box[3], title_box[0]:title_box[2]]
-        jpn = self.settings["text"]
-        groups.setdefault(jpn, {})[TITLE] = title_crop
-        results: dict[Hashable, list[ocr.Reading]] = {}
-        for setting, crops in groups.items():
-            results |= ocr.read(crops, setting, self.variants)
-            missed = {k: crops[k] for k in crops if k != TITLE and not any(r.words for r in results[k])}
-            if missed:  # ink, yet no words in any reading: read those crops again, each on its own
-                results |= ocr.read_single(missed, setting, self.variants)
-        title_text = results[TITLE][0].text
+        prepared.crops.setdefault(self.settings["text"].name, {})[TITLE] = rect[title_box[1]:title_box[3],
+                                                                              title_box[0]:title_box[2]]
+        return prepared
+
+    def finish(self, prepared: PreparedPage, results: dict[Hashable, list[ocr.Reading]]) -> list[FieldReading]:
+        """From the OCR readings of the page's crops to field readings with their confidence."""
+        readings = dict(prepared.readings)
+        title_text = results[TITLE][0].text if TITLE in results else ""
         title_ok = fuzz.ratio(normalize.compact(title_text), normalize.compact(self.template.identity.title))
         for spec in self.template.fields:
-            if spec.path in readings:
-                continue
-            readings[spec.path] = self._text(spec, results[spec.path], title_ok / 100 >= self.title_min)
+            if spec.path not in readings:
+                readings[spec.path] = self._text(spec, results[spec.path], title_ok / 100 >= self.title_min,
+                                                 prepared.channel)
         self._vote_domains([r for r in readings.values() if r.kind == "email"])
+        corroborate.within_page(list(readings.values()), self.vocabulary.get("email_role_suffixes", []))
         self._page_evidence([r for r in readings.values() if r.method == "ocr" and r.value != ""])
         return [readings[s.path] for s in self.template.fields]
+
+    def read(self, gray: np.ndarray, fit: ImageFit, channel: str = "scan") -> list[FieldReading]:
+        """One page on its own (see `ocr_prepared` for many)."""
+        prepared = self.prepare(gray, fit, channel)
+        self.picture = prepared.picture
+        return self.finish(prepared, ocr_prepared([(self, prepared)])[0])
+
+    def _setting(self, kind: str) -> ocr.Setting:
+        return self.settings.get(kind, self.settings["text"])
+
+    def needs_more(self, path: Hashable, reading: ocr.Reading) -> bool:
+        """Whether one plain reading is not enough: nothing read, a word Tesseract doubts, or a value
+        without its kind's shape. Such crops are read the other ways too (reading.toml)."""
+        if path == TITLE:
+            return False
+        if not reading.words or reading.min_conf < self.escalate_below:
+            return True
+        spec = self.specs[str(path)]
+        fixed = self._repair(spec, reading.text)
+        return not (fixed.plausible and normalize.normalise(spec.kind, fixed.value).ok) or bool(fixed.repairs)
 
     def _page_evidence(self, texts: list[FieldReading]) -> None:
         """How sure Tesseract was over the whole page: handwriting reads lower everywhere, and a value
@@ -207,7 +279,7 @@ class ImageReader:
             return repair.address(text, v.get("places", []))
         return repair.japanese_text(text)
 
-    def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool) -> FieldReading:
+    def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str) -> FieldReading:
         """The best of the readings (shape first, then Tesseract's confidence), and how many agree."""
         kind = spec.kind
         candidates = []
@@ -226,13 +298,13 @@ class ImageReader:
         agree = votes[key] - 1
         evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,
                             plausible=plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
-                            chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=self.channel,
+                            chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=channel,
                             agreement=agree / max(1, len(candidates) - 1) if len(candidates) > 1 else 1.0)
         note = "" if plausible else (norm.note or "読み取った値の形が項目に合いません")
         return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,
                             note=note, evidence=evidence)
 
-    def _mark(self, spec: FieldSpec, ink: np.ndarray, printed: inks.Blank) -> FieldReading:
+    def _mark(self, spec: FieldSpec, ink: np.ndarray, printed: inks.Blank, channel: str) -> FieldReading:
         kind = spec.kind
         prefix = {"checkbox": "checkbox", "admin_mark": "admin", "seal": "seal"}[kind]
         grow = float(self.marks.get("checkbox_grow", 3.0)) if kind == "checkbox" else 0.0
@@ -243,7 +315,7 @@ class ImageReader:
         share = float(_keep_writing(mask).sum()) / area
         on, off = float(self.marks.get(f"{prefix}_on", 0.05)), float(self.marks.get(f"{prefix}_off", 0.01))
         value = share >= (on + off) / 2
-        evidence = Evidence(kind=kind, mark_share=share, mark_on=on, mark_off=off, channel=self.channel)
+        evidence = Evidence(kind=kind, mark_share=share, mark_on=on, mark_off=off, channel=channel)
         note = "" if share >= on or share <= off else "印の有無がはっきりしません"
         return FieldReading(spec.path, kind, value, confidence(evidence), "mark", spec.box, raw=f"{share:.3f}",
                             note=note, evidence=evidence)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import defaultdict
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -145,48 +146,90 @@ def _tesseract(images: list[np.ndarray], setting: Setting) -> Iterator[tuple[int
             yield int(page) - 1, Word(text, float(conf), (x, y, x + w, y + h))
 
 
-def _readings(keys: list[Hashable], words: dict[tuple[int, Hashable], list[Word]], setting: Setting,
-              n_variants: int) -> dict[Hashable, list[Reading]]:
-    return {k: [Reading(_join(words[(v, k)], setting.spaced), words[(v, k)]) for v in range(n_variants)]
-            for k in keys}
+@dataclass
+class Request:
+    """Crops of one page read one way: stacked on a canvas per variant, or (`single`) each crop on
+    its own image, for crops a stacked reading missed."""
+
+    setting: Setting
+    crops: dict[Hashable, np.ndarray]
+    variants: tuple[str, ...] = ("plain",)
+    single: bool = False
+
+
+@dataclass
+class _Image:
+    request: int
+    variant: int
+    pixels: np.ndarray
+    bands: list[tuple[Hashable, int, int]]  # crop key and its rows on the image (top, bottom)
+    offset: int  # left margin of the crops on the image
+
+
+def _images(i: int, request: Request) -> list[_Image]:
+    import cv2
+
+    keys = list(request.crops)
+    out = []
+    for v, name in enumerate(request.variants):
+        if request.single:
+            for k in keys:
+                padded = cv2.copyMakeBorder(VARIANTS[name](request.crops[k]), PAD, PAD, PAD, PAD,
+                                            cv2.BORDER_CONSTANT, value=255)
+                out.append(_Image(i, v, padded, [(k, PAD, padded.shape[0] - PAD)], PAD))
+        else:
+            canvas, layout = stack([VARIANTS[name](request.crops[k]) for k in keys])
+            out.append(_Image(i, v, canvas, [(k, b0, b1) for k, (b0, b1) in zip(keys, layout, strict=True)], PAD))
+    return out
+
+
+def read_requests(requests: Sequence[Request], workers: int = 1) -> list[dict[Hashable, list[Reading]]]:
+    """Read the crops of many pages with few Tesseract processes: the images of all requests of one
+    setting go to `workers` processes at once (the model is loaded once per process, not per page).
+
+    The images are cut the same way whatever the number of workers (a page's canvas holds only that
+    page's crops) and Tesseract reads each image of a list on its own, so the readings do not depend
+    on `workers`. Returns, per request, one reading per variant for each crop.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    images: dict[Setting, list[_Image]] = {}
+    for i, request in enumerate(requests):
+        if request.crops:
+            images.setdefault(request.setting, []).extend(_images(i, request))
+    words: dict[tuple[int, int, Hashable], list[Word]] = defaultdict(list)
+    jobs = []
+    for setting, items in images.items():
+        n = max(1, min(workers, len(items)))
+        size = -(-len(items) // n)
+        jobs += [(setting, items[j:j + size]) for j in range(0, len(items), size)]
+
+    def run(job: tuple[Setting, list[_Image]]) -> list[tuple[_Image, Word]]:
+        setting, chunk = job
+        return [(chunk[j], w) for j, w in _tesseract([im.pixels for im in chunk], setting)]
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:  # the work is in the subprocesses
+        for found in threads.map(run, jobs):
+            for image, word in found:
+                x0, y0, x1, y1 = word.box
+                cy = (y0 + y1) / 2
+                for key, b0, b1 in image.bands:
+                    if b0 - GAP / 2 <= cy < b1 + GAP / 2:
+                        words[(image.request, image.variant, key)].append(
+                            Word(word.text, word.conf, (x0 - image.offset, y0 - b0, x1 - image.offset, y1 - b0)))
+                        break
+    return [{k: [Reading(_join(words[(i, v, k)], r.setting.spaced), words[(i, v, k)]) for v in range(len(r.variants))]
+             for k in r.crops} for i, r in enumerate(requests)]
 
 
 def read(crops: dict[Hashable, np.ndarray], setting: Setting,
          variants: Sequence[str] = ("plain",)) -> dict[Hashable, list[Reading]]:
-    """Read every crop, once per variant, in a single Tesseract process.
-
-    Each variant of the crops is one canvas; the canvases go to Tesseract as a list of images.
-    Returns, per crop, one reading per variant (in the order given).
-    """
-    keys = list(crops)
-    if not keys:
-        return {}
-    canvases, layouts = zip(*(stack([VARIANTS[name](crops[k]) for k in keys]) for name in variants), strict=True)
-    words: dict[tuple[int, Hashable], list[Word]] = {(v, k): [] for v in range(len(variants)) for k in keys}
-    for v, word in _tesseract(list(canvases), setting):
-        x0, y0, x1, y1 = word.box
-        cy = (y0 + y1) / 2
-        for key, (b0, b1) in zip(keys, layouts[v], strict=True):
-            if b0 - GAP / 2 <= cy < b1 + GAP / 2:
-                words[(v, key)].append(Word(word.text, word.conf, (x0 - PAD, y0 - b0, x1 - PAD, y1 - b0)))
-                break
-    return _readings(keys, words, setting, len(variants))
+    """Read every crop, once per variant, in a single Tesseract process (see `read_requests`)."""
+    return read_requests([Request(setting, crops, tuple(variants))])[0]
 
 
 def read_single(crops: dict[Hashable, np.ndarray], setting: Setting,
                 variants: Sequence[str] = ("plain",)) -> dict[Hashable, list[Reading]]:
     """Like `read`, but each crop (in each variant) is its own image: one crop's layout never
-    disturbs another's. Used again for crops the stacked reading gave no words for."""
-    import cv2
-
-    keys = list(crops)
-    if not keys:
-        return {}
-    jobs = [(v, k) for v in range(len(variants)) for k in keys]
-    images = [cv2.copyMakeBorder(VARIANTS[variants[v]](crops[k]), PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT,
-                                 value=255) for v, k in jobs]
-    words: dict[tuple[int, Hashable], list[Word]] = {job: [] for job in jobs}
-    for i, word in _tesseract(images, setting):
-        x0, y0, x1, y1 = word.box
-        words[jobs[i]].append(Word(word.text, word.conf, (x0 - PAD, y0 - PAD, x1 - PAD, y1 - PAD)))
-    return _readings(keys, words, setting, len(variants))
+    disturbs another's."""
+    return read_requests([Request(setting, crops, tuple(variants), single=True)])[0]

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renraku.errors import InputError
-from renraku.extractors import READERS
+from renraku.extractors import READERS, corroborate
+from renraku.extractors.calibration import confidence
 from renraku.extractors.fields import FieldReading, flag_for_review
 from renraku.extractors.templates import Template
 from renraku.pipeline import mail
@@ -38,6 +39,7 @@ class PageResult:
     readings: list[FieldReading] = field(default_factory=list)
     reason: str = ""  # why the page could not be read, if it could not
     picture: Any = field(default=None, repr=False)  # image pages: the page in template space (numpy)
+    pending: Any = field(default=None, repr=False)  # image pages between preparation and OCR
 
 
 @dataclass
@@ -59,6 +61,7 @@ class DocumentResult:
 class ReadContext:
     templates: list[Template]
     config: dict[str, Any]
+    workers: int = 1  # Tesseract processes run at once for a batch's OCR
 
     def threshold(self, reading: FieldReading) -> float:
         """The review threshold for a reading: reading.toml's number, or the calibrated one of the
@@ -75,7 +78,8 @@ class ReadContext:
         return next((t for t in self.templates if t.form_id == form_id), None)
 
 
-def read_page(page: Page, ctx: ReadContext) -> PageResult:
+def prepare_page(page: Page, ctx: ReadContext) -> PageResult:
+    """Classify a page and read what needs no OCR; an image page keeps its crops in `pending`."""
     result = PageResult(page.number, page.kind, page.width, page.height,
                         classify(page, ctx.templates, ctx.config))
     cls = result.classification
@@ -87,9 +91,49 @@ def read_page(page: Page, ctx: ReadContext) -> PageResult:
     if reader is None or template is None:
         result.reason = "このページの読み取り方法がまだありません"
         return result
-    result.readings, result.picture = reader(page, template, cls, ctx.config)
-    flag_for_review(result.readings, ctx.threshold)
+    read = reader(page, template, cls, ctx.config)
+    if isinstance(read, list):
+        result.readings = read
+        flag_for_review(result.readings, ctx.threshold)
+    else:
+        result.pending, result.picture = read, read.picture
     return result
+
+
+def read_pages(pages: list[Page], ctx: ReadContext, pool: Executor | None = None) -> list[PageResult]:
+    """Read pages: prepared in parallel (given a pool), the OCR of all of them batched, then finished."""
+    if pool is not None and len(pages) > 1:
+        results = list(pool.map(_prepare_in_worker, pages))
+    else:
+        results = [_safely(prepare_page, p, ctx) for p in pages]
+    pending = [r for r in results if r.pending is not None]
+    if pending:
+        from renraku.extractors.image_reader import ImageReader, ocr_prepared, vocabulary
+
+        readers = [ImageReader(ctx.template(r.pending.form_id), ctx.config, vocabulary()) for r in pending]
+        try:
+            found = ocr_prepared([(reader, r.pending) for reader, r in zip(readers, pending, strict=True)],
+                                 ctx.workers)
+        except Exception:  # OCR itself failed (Tesseract missing, killed): every waiting page says so
+            log.exception("OCR failed for %d pages", len(pending))
+            found = [None] * len(pending)
+        for reader, r, ocr_results in zip(readers, pending, found, strict=True):
+            if ocr_results is None:
+                _fail(r, "文字認識（OCR）を実行できませんでした（ログを確認してください）")
+                continue
+            try:
+                r.readings = reader.finish(r.pending, ocr_results)
+                flag_for_review(r.readings, ctx.threshold)
+            except Exception:  # a reader bug must cost one page, not the batch
+                log.exception("page %d could not be read", r.number)
+                _fail(r, "読み取り中に内部エラーが起きました（ログを確認してください）")
+            r.pending = None
+    return results
+
+
+def read_page(page: Page, ctx: ReadContext) -> PageResult:
+    """One page on its own."""
+    return read_pages([page], ctx)[0]
 
 
 def open_document(data: bytes, name: str, ctx: ReadContext, *, declared_type: str = "",
@@ -139,11 +183,7 @@ def walk(doc: DocumentResult) -> Iterator[DocumentResult]:
 def read_opened(docs: list[DocumentResult], ctx: ReadContext, pool: Executor | None = None) -> None:
     """Read every loaded page of the documents and their attachments, in parallel given a pool."""
     parts = [d for doc in docs for d in walk(doc) if d.loaded]
-    pages = [p for d in parts for p in d.loaded]
-    if pool is not None and len(pages) > 1:
-        results = list(pool.map(_read_page_in_worker, pages))
-    else:
-        results = [_read_page_safely(p, ctx) for p in pages]
+    results = read_pages([p for d in parts for p in d.loaded], ctx, pool)
     it = iter(results)
     for d in parts:
         d.pages = [next(it) for _ in d.loaded]
@@ -151,6 +191,17 @@ def read_opened(docs: list[DocumentResult], ctx: ReadContext, pool: Executor | N
         unread = [p for p in d.pages if p.classification.method == "none"]
         if unread and len(unread) == len(d.pages):
             d.status, d.reason = "unreadable", unread[0].reason
+    for doc in docs:
+        corroborate_item([p for d in walk(doc) for p in d.pages], ctx)
+
+
+def corroborate_item(pages: list[PageResult], ctx: ReadContext) -> None:
+    """Sheets that came together (a fax, a mail and its attachments) vouch for each other's shared
+    fields; confidence and review flags follow."""
+    changed = corroborate.across_pages([p.readings for p in pages])
+    for r in changed:
+        r.confidence = confidence(r.evidence)
+    flag_for_review(changed, ctx.threshold)
 
 
 def read_document(data: bytes, name: str, ctx: ReadContext, *, declared_type: str = "",
@@ -161,9 +212,9 @@ def read_document(data: bytes, name: str, ctx: ReadContext, *, declared_type: st
     return doc
 
 
-def _read_page_safely(page: Page, ctx: ReadContext) -> PageResult:
+def _safely(step: Callable[[Page, ReadContext], PageResult], page: Page, ctx: ReadContext) -> PageResult:
     try:
-        return read_page(page, ctx)
+        return step(page, ctx)
     except InputError as exc:
         reason = exc.reason
     except Exception:  # a reader bug must cost one page, not the batch; the trace goes to the log
@@ -171,6 +222,11 @@ def _read_page_safely(page: Page, ctx: ReadContext) -> PageResult:
         reason = "読み取り中に内部エラーが起きました（ログを確認してください）"
     return PageResult(page.number, page.kind, page.width, page.height,
                       Classification("unknown", 0.0, "none", reason=reason), reason=reason)
+
+
+def _fail(result: PageResult, reason: str) -> None:
+    result.classification = Classification("unknown", 0.0, "none", reason=reason)
+    result.reason, result.readings, result.pending = reason, [], None
 
 
 # ------------------------------------------------------------------------------- worker pool
@@ -184,9 +240,9 @@ def _init_worker(ctx: ReadContext) -> None:
     _WORKER_CTX = ctx
 
 
-def _read_page_in_worker(page: Page) -> PageResult:
+def _prepare_in_worker(page: Page) -> PageResult:
     assert _WORKER_CTX is not None
-    return _read_page_safely(page, _WORKER_CTX)
+    return _safely(prepare_page, page, _WORKER_CTX)
 
 
 def page_pool(ctx: ReadContext, workers: int) -> Executor | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import dataclasses
 import random
 
 import numpy as np
@@ -105,12 +106,12 @@ def test_a_blank_sheet_needs_no_ocr_but_its_title(read_ctx, monkeypatch: pytest.
     scan = degrade.scan_pdf(degrade.render_pages(blank), random.Random(10))
     page, = load_pages(scan, "application/pdf")
     calls = []
-    real = ocr.read
+    real = ocr.read_requests
 
-    def counting(crops, setting, variants=("plain",)):
-        calls.append(sorted(map(str, crops)))
-        return real(crops, setting, variants)
-    monkeypatch.setattr(ocr, "read", counting)
+    def counting(requests, workers=1):
+        calls.extend(sorted(map(str, r.crops)) for r in requests)
+        return real(requests, workers)
+    monkeypatch.setattr(ocr, "read_requests", counting)
     result = read_page(page, read_ctx)
     assert result.classification.form_id == "staff_change"
     assert all(r.value in ("", False) for r in result.readings)
@@ -130,10 +131,11 @@ def test_pages_read_in_parallel_give_the_same_result(fax_fine, read_ctx: ReadCon
     _sheets, tiff = fax_fine
     serial = open_document(tiff, "fax.tif", read_ctx)
     read_opened([serial], read_ctx)
-    parallel = open_document(tiff, "fax.tif", read_ctx)
-    pool = page_pool(read_ctx, 2)
+    two = dataclasses.replace(read_ctx, workers=2)  # and two Tesseract processes share the OCR
+    parallel = open_document(tiff, "fax.tif", two)
+    pool = page_pool(two, 2)
     try:
-        read_opened([parallel], read_ctx, pool)
+        read_opened([parallel], two, pool)
     finally:
         pool.shutdown()
     assert change  # the generator is deterministic too (checked in tests/samples)

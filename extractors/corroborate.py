@@ -1,0 +1,221 @@
+"""Corroboration: one field's reading confirmed (or contradicted) by another, independent one.
+
+Tesseract's variants of one crop err together, so their agreement is weak evidence. Two different
+boxes are read independently, and a sheet says several things twice: a name and its kana reading,
+an e-mail address usually built from the person's name, the facility's name, address and
+representative on every sheet of the set. When the two agree, both are very likely right; when
+they cannot be made to agree, one of them is likely wrong. Both are features of the confidence
+model (calibration.py) and so weighed on labelled data, not asserted here.
+
+Readings of kanji come from pykakasi's dictionary (every reading of a word or a single kanji, so
+名前 such as 修 = おさむ are found), matched against the kana with the usual sound changes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import lru_cache
+
+from renraku import normalize
+from renraku.extractors.fields import FieldReading
+
+_VOICED = str.maketrans("かきくけこさしすせそたちつてとはひふへほ", "がぎぐげござじずぜぞだぢづでどばびぶべぼ")
+_SEMI = str.maketrans("はひふへほ", "ぱぴぷぺぽ")
+_IGNORED = re.compile(r"[\s・･、,.．。()（）「」\-‐－]")
+# A leading legal-entity name is often left out of the kana (医療法人さくら会 さくら在宅クリニック).
+_LEGAL = ("医療法人社団", "医療法人財団", "医療法人", "社会福祉法人", "社会医療法人", "一般社団法人", "公益社団法人",
+          "一般財団法人", "特定非営利活動法人", "株式会社", "有限会社", "合同会社", "NPO法人")
+
+
+@lru_cache(maxsize=1)
+def _kanwa():
+    from pykakasi.kanji import Kanwa
+
+    return Kanwa()
+
+
+@lru_cache(maxsize=4096)
+def _words(char: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Dictionary words starting with `char`, each with all its readings."""
+    table = _kanwa().load(char) or {}
+    return tuple((word, tuple({yomi for yomi, _cond in entries})) for word, entries in table.items())
+
+
+def _sound_changes(yomi: str, first: bool) -> set[str]:
+    """A reading as it may sound inside a compound: voiced (さき → ざき), with a glottal stop (がく → がっ)."""
+    out = {yomi}
+    if not first and yomi:
+        out |= {yomi[0].translate(_VOICED) + yomi[1:], yomi[0].translate(_SEMI) + yomi[1:]}
+    if len(yomi) > 1 and yomi[-1] in "つくちき":
+        out |= {y[:-1] + "っ" for y in list(out)}
+    return out
+
+
+def reads_as(written: str, kana: str) -> bool | None:
+    """Whether `written` (kanji, kana, katakana) can be read as `kana`; None when it cannot be told
+    (Latin letters or digits, nothing to compare)."""
+    written = unicodedata.normalize("NFKC", written).strip()
+    k = normalize.kana(_IGNORED.sub("", unicodedata.normalize("NFKC", kana)))
+    forms = [written]
+    head, _sp, rest = written.partition(" ")
+    if rest and any(p in head for p in _LEGAL):
+        forms.append(rest)
+    forms += [written[len(p):] for p in _LEGAL if written.startswith(p)]
+    ws = [re.sub(r"(.)々", r"\1\1", normalize.kana(_IGNORED.sub("", f))) for f in forms]
+    if not ws[0] or not k or re.search(r"[A-Za-z0-9]", ws[0]):
+        return None
+    return any(w and _matches(w, k) for w in ws)
+
+
+def _matches(w: str, k: str) -> bool:
+    seen: set[tuple[int, int]] = set()
+    todo = [(0, 0)]
+    while todo:
+        i, j = todo.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(w):
+            if j == len(k):
+                return True
+            continue
+        ch = w[i]
+        if "\u3041" <= ch <= "\u309f" or ch == "ー":
+            if k.startswith(ch, j) or (ch == "ー" and j > 0 and j < len(k) and k[j] in "あいうえお"):
+                todo.append((i + 1, j + 1))
+            continue
+        for word, yomis in _words(ch):
+            if not w.startswith(word, i):
+                continue
+            for yomi in yomis:
+                for y in _sound_changes(yomi, first=j == 0):
+                    if y and k.startswith(y, j):
+                        todo.append((i + len(word), j + len(y)))
+    return False
+
+
+# ------------------------------------------------------------------------------- e-mail and name
+
+_CANON = [("tch", "tt"), ("shi", "si"), ("sh", "sy"), ("chi", "ti"), ("ch", "ty"), ("tsu", "tu"), ("fu", "hu"),
+          ("ji", "zi"), ("j", "zy"), ("mb", "nb"), ("mp", "np"), ("mm", "nm"), ("ou", "o"), ("oo", "o"),
+          ("oh", "o"), ("uu", "u"), ("'", "")]
+
+
+def _canon(romaji: str) -> str:
+    s = romaji.lower()
+    for a, b in _CANON:
+        s = s.replace(a, b)
+    return s
+
+
+@lru_cache(maxsize=2048)
+def _hepburn(kana: str) -> str:
+    return "".join(item["hepburn"] for item in _kakasi().convert(normalize.kana(kana))).lower()
+
+
+def _romaji(kana: str) -> str:
+    return _canon(_hepburn(kana))
+
+
+def _best(verdicts: Iterable[bool | None]) -> bool | None:
+    seen = list(verdicts)
+    return True if True in seen else (False if False in seen else None)
+
+
+@lru_cache(maxsize=1)
+def _kakasi():
+    from pykakasi import kakasi
+
+    return kakasi()
+
+
+def email_fits_name(email: str, kana: str, suffixes: Iterable[str] = ()) -> bool | None:
+    """Whether an address's local part is made of the person's name (given the kana reading, family
+    name first): every word of it a name, an initial, a name with an initial, or a job's short form,
+    and at least one a whole name. None when there is nothing to compare."""
+    local = email.partition("@")[0].lower()
+    parts = [p for p in re.split(r"\s+", normalize.text(kana)) if p]
+    if not local or not parts or "@" not in email:
+        return None
+    if len(parts) == 1:  # no space between family and given name: any cut may be it
+        whole = parts[0]
+        return _best(email_fits_name(email, f"{whole[:i]} {whole[i:]}", suffixes) for i in range(2, len(whole) - 1))
+    names = [_romaji(p) for p in parts if _romaji(p)]
+    if not names:
+        return None
+    initials = {n[0] for n in names} | {_hepburn(p)[:1] for p in parts}
+    whole = set(names)
+    joined = {a + b for a in names for b in names if a != b}
+    with_initial = {n + i for n in names for i in initials} | {i + n for n in names for i in initials}
+    short = {s.lower() for s in suffixes}
+    tokens = [t for t in re.split(r"[._\-+0-9]+", local) if t]
+    if not tokens:
+        return None
+    named = False
+    for t in tokens:
+        c = _canon(t)
+        if c in whole or c in joined or c in with_initial:
+            named = True
+        elif not (t in initials or c in initials or t in short):
+            return False
+    return named
+
+
+# ------------------------------------------------------------------------------- applying it
+
+
+def _mark(readings: Iterable[FieldReading], verdict: bool | None) -> None:
+    if verdict is None:
+        return
+    for r in readings:
+        if r.evidence is None:
+            continue
+        if verdict:
+            r.evidence.corroborated = True
+        else:
+            r.evidence.contradicted = True
+
+
+def _row(path: str) -> str:
+    return path.rpartition(".")[0] if "." in path else ""
+
+
+def within_page(readings: list[FieldReading], suffixes: Iterable[str] = ()) -> None:
+    """Names against their kana, facility name against its kana, e-mail against the row's kana."""
+    by_path = {r.path: r for r in readings if r.method == "ocr" and isinstance(r.value, str) and r.value}
+    for path, r in by_path.items():
+        if r.kind == "kana":
+            written = by_path.get(path.removesuffix("_kana"))
+            if written is not None:
+                _mark([r, written], reads_as(str(written.value), str(r.value)))
+        elif r.kind == "email":
+            row = _row(path)
+            kana = by_path.get(f"{row}.name_kana") if row else None
+            if kana is not None:
+                _mark([r], email_fits_name(str(r.value), str(kana.value), suffixes))
+
+
+# Fields that several sheets of one set repeat.
+SHARED = ("facility_name", "address", "representative_name", "representative_title", "phone")
+
+
+def across_pages(pages: list[list[FieldReading]]) -> list[FieldReading]:
+    """The same field read on two sheets of one item (a fax, a mail with its attachments): the
+    same value twice is corroborated. Returns the readings whose evidence changed."""
+    seen: dict[str, list[FieldReading]] = defaultdict(list)
+    for readings in pages:
+        for r in readings:
+            if r.path in SHARED and r.method == "ocr" and isinstance(r.value, str) and r.value:
+                seen[r.path].append(r)
+    changed: list[FieldReading] = []
+    for group in seen.values():
+        counts: dict[str, int] = defaultdict(int)
+        for r in group:
+            counts[normalize.comparable(r.kind, str(r.value))] += 1
+        agreed = [r for r in group if counts[normalize.comparable(r.kind, str(r.value))] > 1]
+        _mark(agreed, True)
+        changed += agreed
+    return changed

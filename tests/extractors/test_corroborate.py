@@ -1,0 +1,81 @@
+"""A sheet says things twice: a name and its kana, an address and its owner, a set's facility."""
+
+from __future__ import annotations
+
+import pytest
+
+from renraku.extractors import corroborate
+from renraku.extractors.calibration import Evidence, confidence
+from renraku.extractors.fields import FieldReading
+
+SUFFIXES = ["dr", "ns", "ji"]
+
+
+@pytest.mark.parametrize(("written", "kana"), [
+    ("小野 修", "おの おさむ"),            # a given name's reading, not the usual one (修 = しゅう)
+    ("松本 学", "マツモト マナブ"),         # katakana
+    ("佐々木 彩花", "ささき あやか"),        # 々, a name read per kanji
+    ("山崎 翼", "やまざき つばさ"),          # voiced in a compound (さき → ざき)
+    ("みどり薬局 芳賀店", "みどりやっきょく はがてん"),
+    ("芳賀町地域包括支援センター", "はがまちちいきほうかつしえんせんたー"),
+    ("医療法人さくら会 さくら在宅クリニック", "さくらざいたくくりにっく"),  # legal entity left out
+    ("やまゆり訪問看護ステーション", "やまゆりほうもんかんごすてーしょん"),
+])
+def test_a_name_reads_as_its_kana(written: str, kana: str) -> None:
+    assert corroborate.reads_as(written, kana) is True
+
+
+@pytest.mark.parametrize(("misread", "kana"), [
+    ("バ野修", "おの おさむ"), ("小川胡", "おがわ つばさ"), ("木村 友寺", "きむら ともみ"), ("太田 軸", "おおた つばさ"),
+    ("小野 修", "おの おさ"),  # the kana lost a character
+])
+def test_an_ocr_slip_breaks_the_match(misread: str, kana: str) -> None:
+    assert corroborate.reads_as(misread, kana) is False
+
+
+def test_latin_letters_cannot_be_told() -> None:
+    assert corroborate.reads_as("ABCクリニック", "えーびーしーくりにっく") is None
+    assert corroborate.reads_as("", "おの") is None
+
+
+@pytest.mark.parametrize(("email", "kana"), [
+    ("tsubasa_ota82@gmail.com", "おおた つばさ"),
+    ("j.okamoto.ns@outlook.jp", "おかもと じゅんこ"),
+    ("y.ikeda.dr@outlook.jp", "いけだゆき"),  # no space in the kana: any cut may be the one
+    ("yumif177@ezweb.ne.jp", "ふくだ ゆみ"),
+    ("a-hasegawa@yahoo.co.jp", "はせがわ あや"),
+    ("shoji.ohno@example.jp", "おおの しょうじ"),  # long vowels written or not
+])
+def test_an_address_made_of_the_name_fits(email: str, kana: str) -> None:
+    assert corroborate.email_fits_name(email, kana, SUFFIXES) is True
+
+
+def test_an_address_with_a_slip_or_of_someone_else_does_not_fit() -> None:
+    assert corroborate.email_fits_name("tsubasa_ola82@gmail.com", "おおた つばさ", SUFFIXES) is False
+    assert corroborate.email_fits_name("renraku@wakaba-cl.co.jp", "こまつ みさき", SUFFIXES) is False
+    assert corroborate.email_fits_name("no-at-sign", "おおた つばさ", SUFFIXES) is None
+
+
+def _reading(path: str, kind: str, value: str) -> FieldReading:
+    evidence = Evidence(kind=kind, mean_conf=0.9, min_conf=0.85, channel="fax_standard")
+    return FieldReading(path, kind, value, confidence(evidence), "ocr", (0, 0, 1, 1), evidence=evidence)
+
+
+def test_a_page_corroborates_and_contradicts_pairs() -> None:
+    page = [_reading("staff[1].name", "name", "小野 修"), _reading("staff[1].name_kana", "kana", "おの おさむ"),
+            _reading("staff[1].email", "email", "o.ono@example.jp"),
+            _reading("staff[2].name", "name", "バ野修"), _reading("staff[2].name_kana", "kana", "おの おさむ")]
+    corroborate.within_page(page, SUFFIXES)
+    ev = {r.path: r.evidence for r in page}
+    assert ev["staff[1].name"].corroborated and ev["staff[1].name_kana"].corroborated
+    assert ev["staff[1].email"].corroborated
+    assert ev["staff[2].name"].contradicted and not ev["staff[2].name"].corroborated
+
+
+def test_sheets_of_one_item_vouch_for_their_shared_fields() -> None:
+    application = [_reading("facility_name", "text", "さくら在宅クリニック"), _reading("address", "text", "栃木県真岡市荒町1-2")]
+    pledge = [_reading("facility_name", "text", "さくら在宅クリニック"), _reading("address", "text", "栃木県真岡市荒町1-3")]
+    changed = corroborate.across_pages([application, pledge])
+    assert {r.path for r in changed} == {"facility_name"}
+    assert application[0].evidence.corroborated and pledge[0].evidence.corroborated
+    assert not application[1].evidence.corroborated
