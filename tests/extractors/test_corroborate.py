@@ -26,7 +26,8 @@ def test_a_name_reads_as_its_kana(written: str, kana: str) -> None:
 
 
 @pytest.mark.parametrize(("misread", "kana"), [
-    ("バ野修", "おの おさむ"), ("小川胡", "おがわ つばさ"), ("木村 友寺", "きむら ともみ"), ("太田 軸", "おおた つばさ"),
+    ("バ野修", "おの おさむ"), ("小川胡", "おがわ つばさ"),
+    ("木村 友寺", "きむら ともみ"), ("太田 軸", "おおた つばさ"),
     ("小野 修", "おの おさ"),  # the kana lost a character
 ])
 def test_an_ocr_slip_breaks_the_match(misread: str, kana: str) -> None:
@@ -73,8 +74,9 @@ def test_a_page_corroborates_and_contradicts_pairs() -> None:
 
 
 def test_sheets_of_one_item_vouch_for_their_shared_fields() -> None:
-    application = [_reading("facility_name", "text", "さくら在宅クリニック"), _reading("address", "text", "栃木県真岡市荒町1-2")]
-    pledge = [_reading("facility_name", "text", "さくら在宅クリニック"), _reading("address", "text", "栃木県真岡市荒町1-3")]
+    name = "さくら在宅クリニック"
+    application = [_reading("facility_name", "text", name), _reading("address", "text", "栃木県真岡市荒町1-2")]
+    pledge = [_reading("facility_name", "text", name), _reading("address", "text", "栃木県真岡市荒町1-3")]
     changed = corroborate.across_pages([application, pledge])
     assert {r.path for r in changed} == {"facility_name"}
     assert application[0].evidence.corroborated and pledge[0].evidence.corroborated
