@@ -11,7 +11,7 @@ confidence model (calibration.py) turns what was seen into a probability of bein
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -126,12 +126,14 @@ def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
     owners = [p for p, (_reader, page) in enumerate(pages) for _name in page.crops]
     first = ocr.read_requests(plain, workers)
     results: list[dict[Hashable, list[ocr.Reading]]] = [{} for _ in pages]
+    for p, found in zip(owners, first, strict=True):
+        results[p] |= found
+    disagreeing = [reader.disagreeing(found) for (reader, _page), found in zip(pages, results, strict=True)]
     more, more_owners = [], []
     for p, request, found in zip(owners, plain, first, strict=True):
         reader = pages[p][0]
-        results[p] |= found
         doubtful = {k: request.crops[k] for k, rs in found.items()
-                    if reader.more_variants and any(reader.needs_more(k, r) for r in rs)}
+                    if reader.more_variants and (k in disagreeing[p] or any(reader.needs_more(k, r) for r in rs))}
         if doubtful:
             more.append(ocr.Request(request.setting, doubtful, reader.more_variants))
             more_owners.append(p)
@@ -199,10 +201,11 @@ class ImageReader:
         readings = dict(prepared.readings)
         title_text = results[TITLE][0].text if TITLE in results else ""
         title_ok = fuzz.ratio(normalize.compact(title_text), normalize.compact(self.template.identity.title))
+        title_ok = title_ok / 100 >= self.title_min
         for spec in self.template.fields:
             if spec.path not in readings:
-                readings[spec.path] = self._text(spec, results[spec.path], title_ok / 100 >= self.title_min,
-                                                 prepared.channel)
+                readings[spec.path] = self._text(spec, results[spec.path], title_ok, prepared.channel)
+        self._agree(readings, results, title_ok, prepared.channel)
         self._vote_domains([r for r in readings.values() if r.kind == "email"])
         corroborate.within_page(list(readings.values()), self.vocabulary.get("email_role_suffixes", []))
         self._page_evidence([r for r in readings.values() if r.method == "ocr" and r.value != ""])
@@ -216,6 +219,28 @@ class ImageReader:
 
     def _setting(self, kind: str) -> ocr.Setting:
         return self.settings.get(kind, self.settings["text"])
+
+    def _quick(self, path: str, readings: list[ocr.Reading]) -> str:
+        """A crop's value from its first reading, repaired and normalised (to compare fields early)."""
+        spec = self.specs[path]
+        return normalize.normalise(spec.kind, self._repair(spec, readings[0].text).value).value if readings else ""
+
+    def disagreeing(self, results: dict[Hashable, list[ocr.Reading]]) -> set[Hashable]:
+        """Crops whose plain readings contradict another box (a name and its kana, an address and its
+        owner's name): worth the other readings, so that finish can look for ones that agree."""
+        out: set[Hashable] = set()
+        suffixes = self.vocabulary.get("email_role_suffixes", [])
+        for path in results:
+            if not isinstance(path, str) or not path.endswith("name_kana"):
+                continue
+            kana = self._quick(path, results[path])
+            name_path, email_path = path.removesuffix("_kana"), path.removesuffix("name_kana") + "email"
+            if name_path in results and corroborate.reads_as(self._quick(name_path, results[name_path]), kana) is False:
+                out |= {path, name_path}
+            if email_path in results and corroborate.email_fits_name(
+                    self._quick(email_path, results[email_path]), kana, suffixes) is False:
+                out.add(email_path)
+        return out
 
     def needs_more(self, path: Hashable, reading: ocr.Reading) -> bool:
         """Whether one plain reading is not enough: nothing read, a word Tesseract doubts, or a value
@@ -279,8 +304,40 @@ class ImageReader:
             return repair.address(text, v.get("places", []))
         return repair.japanese_text(text)
 
-    def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str) -> FieldReading:
-        """The best of the readings (shape first, then Tesseract's confidence), and how many agree."""
+    def _agree(self, readings: dict[str, FieldReading], results: dict[Hashable, list[ocr.Reading]], title_ok: bool,
+               channel: str) -> None:
+        """Where a name and its kana, or an address and its owner's kana, disagree, take readings of
+        them that agree if there are any (each box was read several ways when they disagreed)."""
+        suffixes = self.vocabulary.get("email_role_suffixes", [])
+
+        def again(path: str, prefer: Callable[[str], bool]) -> FieldReading | None:
+            if path not in results or readings[path].method != "ocr" or not readings[path].value:
+                return None
+            better = self._text(self.specs[path], results[path], title_ok, channel, prefer)
+            return better if prefer(str(better.value)) else None
+
+        for path, kana in list(readings.items()):
+            if kana.kind != "kana" or path not in results or not kana.value:
+                continue
+            name_path, email_path = path.removesuffix("_kana"), path.removesuffix("name_kana") + "email"
+            if name_path in readings and corroborate.reads_as(str(readings[name_path].value), str(kana.value)) is False:
+                name = again(name_path, lambda v, k=str(kana.value): corroborate.reads_as(v, k) is True)
+                if name is not None:
+                    readings[name_path] = name
+                else:
+                    written = str(readings[name_path].value)
+                    readings[path] = again(path, lambda v, w=written: corroborate.reads_as(w, v) is True) or kana
+            kana_now = str(readings[path].value)
+            if email_path in readings and corroborate.email_fits_name(
+                    str(readings[email_path].value), kana_now, suffixes) is False:
+                readings[email_path] = again(
+                    email_path, lambda v, k=kana_now: corroborate.email_fits_name(v, k, suffixes) is True,
+                ) or readings[email_path]
+
+    def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str,
+              prefer: Callable[[str], bool] | None = None) -> FieldReading:
+        """The best of the readings (one another box agrees with, if `prefer` says so; then the kind's
+        shape, the value most readings give, Tesseract's confidence), and how many agree."""
         kind = spec.kind
         candidates = []
         for reading in readings:
@@ -293,7 +350,8 @@ class ImageReader:
             votes[k] = votes.get(k, 0) + 1
         # The value most readings agree on, then the one with the kind's shape, then Tesseract's surest.
         plausible, _c, fixed, norm, reading = max(
-            candidates, key=lambda c: (c[0], votes[normalize.comparable(kind, c[3].value)], c[1]))
+            candidates, key=lambda c: (bool(prefer and prefer(c[3].value)), c[0],
+                                       votes[normalize.comparable(kind, c[3].value)], c[1]))
         key = normalize.comparable(kind, norm.value)
         agree = votes[key] - 1
         evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,

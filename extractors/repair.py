@@ -45,7 +45,7 @@ def _cjk(ch: str) -> bool:
 
 
 # A run of dashes standing apart at either end is a stretch of rule, not text (センター keeps its ー).
-_LOOSE_DASHES = re.compile(r"^[ー一―‐\-\s「」|]+\s|\s[ー一―‐\-\s「」|]+$")
+_LOOSE_DASHES = re.compile(r"^[ー一―‐−—─━\-\s「」|]+\s|\s[ー一―‐−—─━\-\s「」|]+$")
 
 
 # A lone kana or Latin letter standing apart at the end is a speck read as a character (a name's
