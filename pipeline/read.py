@@ -235,8 +235,10 @@ _WORKER_CTX: ReadContext | None = None
 
 
 def _init_worker(ctx: ReadContext) -> None:
+    """Each worker one core: Tesseract, OpenCV and BLAS must not fan out (measured: two workers
+    each running multi-threaded OpenCV and BLAS took twice the CPU per page; see `page_pool`)."""
     global _WORKER_CTX
-    os.environ["OMP_THREAD_LIMIT"] = "1"  # each worker one core; Tesseract must not fan out
+    os.environ["OMP_THREAD_LIMIT"] = "1"
     _WORKER_CTX = ctx
 
 
@@ -251,5 +253,12 @@ def page_pool(ctx: ReadContext, workers: int) -> Executor | None:
         return None
     import multiprocessing
 
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    # Set before the fork (neither OpenCV's nor BLAS's thread pool may be reconfigured in a forked
+    # child: it hangs); the workers inherit one thread each.
+    cv2.setNumThreads(1)
+    threadpool_limits(1)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_init_worker, initargs=(ctx,))
