@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from renraku.extractors import corroborate
+from renraku import normalize
+from renraku.extractors import corroborate, ocr
 from renraku.extractors.calibration import Evidence, confidence
 from renraku.extractors.fields import FieldReading
+from renraku.extractors.image_reader import TITLE, ImageReader, PreparedPage, vocabulary
 
 SUFFIXES = ["dr", "ns", "ji"]
 
@@ -81,3 +84,26 @@ def test_sheets_of_one_item_vouch_for_their_shared_fields() -> None:
     assert {r.path for r in changed} == {"facility_name"}
     assert application[0].evidence.corroborated and pledge[0].evidence.corroborated
     assert not application[1].evidence.corroborated
+
+
+def _ocr(text: str, conf: float = 90.0) -> ocr.Reading:
+    return ocr.Reading(text, [ocr.Word(text, conf, (0, 0, 10, 10))])
+
+
+def test_readings_of_a_name_that_agree_with_its_kana_win_over_the_majority(read_ctx) -> None:
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    pair = ("staff[1].name", "staff[1].name_kana", "staff[1].email")
+    prepared = PreparedPage("staff_registration", "fax_standard", np.zeros((1, 1), np.uint8))
+    for spec in template.fields:
+        if spec.path not in pair:
+            prepared.readings[spec.path] = FieldReading(spec.path, spec.kind, "", 0.9, "ocr", spec.box)
+    plain = {"staff[1].name": [_ocr("バ野 修")], "staff[1].name_kana": [_ocr("おの おさむ")],
+             "staff[1].email": [_ocr("o.ono@example.jp")]}
+    assert reader.disagreeing(plain) == {"staff[1].name", "staff[1].name_kana"}  # so they are read more ways
+    results = {"staff[1].name": [_ocr("バ野 修"), _ocr("小野 修", 80), _ocr("バ野 修", 85)],
+               "staff[1].name_kana": [_ocr("おの おさむ")], "staff[1].email": [_ocr("o.ono@example.jp")],
+               TITLE: [_ocr(template.identity.title)]}
+    out = {f.path: f for f in reader.finish(prepared, results)}
+    assert normalize.compact(str(out["staff[1].name"].value)) == "小野修"
+    assert out["staff[1].name"].evidence.corroborated and out["staff[1].email"].evidence.corroborated
