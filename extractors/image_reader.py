@@ -302,6 +302,8 @@ class ImageReader:
             return repair.with_suffix(text, v[hints["suffixes"]])
         if hints.get("address"):
             return repair.address(text, v.get("places", []))
+        if kind == "name":
+            return repair.person_name(text)
         return repair.japanese_text(text)
 
     def _agree(self, readings: dict[str, FieldReading], results: dict[Hashable, list[ocr.Reading]], title_ok: bool,

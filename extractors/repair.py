@@ -61,6 +61,36 @@ def japanese_text(text: str) -> Repaired:
     return Repaired(value, ["trim"] if value != s else [], plausible=bool(value) and any(_cjk(c) for c in value))
 
 
+# Katakana (and the long vowel mark) that look like kanji: beside a kanji, in a name, they are the kanji
+# (浩ニ → 浩二, 健ー → 健一, 田ロ → 田口); a katakana name (マリア) keeps its katakana.
+_LOOKALIKES = {"ニ": "二", "ロ": "口", "カ": "力", "エ": "工", "ハ": "八", "タ": "夕", "ー": "一"}
+
+
+def _kanji(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or ch in "々〆"
+
+
+def _katakana(ch: str) -> bool:
+    return "\u30a1" <= ch <= "\u30fa"
+
+
+def person_name(text: str) -> Repaired:
+    """A person's name: Japanese text, with katakana that stand for kanji put right."""
+    base = japanese_text(text)
+    chars = list(base.value)
+    for i, ch in enumerate(chars):
+        if ch not in _LOOKALIKES:
+            continue
+        before = chars[i - 1] if i > 0 else ""
+        after = chars[i + 1] if i + 1 < len(chars) else ""
+        if (_kanji(before) or _kanji(after)) and not (_katakana(before) or _katakana(after)):
+            chars[i] = _LOOKALIKES[ch]
+    value = "".join(chars)
+    if value == base.value:
+        return base
+    return Repaired(value, [*base.repairs, "lookalike"], base.plausible)
+
+
 def _close(a: str, b: str) -> int:
     from rapidfuzz.distance import Levenshtein
 

@@ -1,0 +1,36 @@
+"""What OCR text means for each kind of field: the slips Tesseract makes, mended and reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from renraku.extractors import repair
+from renraku.extractors.image_reader import vocabulary
+
+
+@pytest.mark.parametrize(("read", "meant"), [
+    ("鈴木 浩ニ", "鈴木 浩二"),   # katakana ニ beside a kanji is the kanji 二
+    ("佐藤 健ー", "佐藤 健一"),   # the long vowel mark after a kanji is 一
+    ("田ロ 花子", "田口 花子"),
+    ("マリア ロペス", "マリア ロペス"),  # a katakana name keeps its katakana
+    ("山田 ハナ", "山田 ハナ"),
+])
+def test_katakana_that_stand_for_kanji_in_a_name(read: str, meant: str) -> None:
+    fixed = repair.person_name(read)
+    assert fixed.value == meant
+    assert ("lookalike" in fixed.repairs) == (read != meant)  # a repair is never silent
+
+
+def test_rule_dashes_at_the_end_of_an_address_go() -> None:
+    for dashes in ("ーー", "──", "−−", "--"):
+        assert repair.address(f"栃木県栃木市桜通り4-25-12 {dashes}", []).value == "栃木県栃木市桜通り4-25-12"
+
+
+def test_kinds_with_a_shape() -> None:
+    words = vocabulary()
+    assert repair.phone("O285-34-3728").value == "0285-34-3728"
+    mail = repair.email("tsubasa_ota82＠gmail。com", words["mail_domains"], words["top_domains"])
+    assert mail.value == "tsubasa_ota82@gmail.com" and mail.repairs
+    job = repair.job("看護帥", words["jobs"])
+    assert job.value == "看護師" and job.vocabulary_score < 1.0
+    assert not repair.kana("ふじたAゆき").plausible  # a reading with a Latin letter is no kana
