@@ -169,14 +169,17 @@ class ImageReader:
         self.more_variants = tuple(image.get("more_variants", []))
         self.escalate_below = float(image.get("escalate_below", 1.01))
         self.specs = {s.path: s for s in template.fields}
+        mm = self.dpi / 25.4
+        self.streak_px = (round(float(image.get("streak_vertical_mm", 20)) * mm),
+                          round(float(image.get("streak_horizontal_mm", 40)) * mm))
 
     def prepare(self, gray: np.ndarray, fit: ImageFit, channel: str = "scan") -> PreparedPage:
         """Everything up to OCR: the page in template space, marks and empty boxes read, the crops
         of the written boxes grouped by OCR setting (read later, with other pages' crops)."""
         channel = "photo" if fit.work.photo else channel
         rect = inks.flatten_light(rectify(gray, fit.work, fit.registration, self.dpi))
-        ink = inks.page_ink(rect)
         printed = inks.blank_ink(self.template, self.forms_dir, self.dpi)
+        ink = inks.without_streaks(inks.page_ink(rect), printed, self.streak_px[0], self.streak_px[1])
         prepared = PreparedPage(self.template.form_id, channel, rect)
         for spec in self.template.fields:
             if spec.is_mark:

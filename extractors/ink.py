@@ -65,6 +65,20 @@ def local_shift(ink: np.ndarray, blank: Blank, box: tuple[int, int, int, int], r
     return gx0 + bx - x0, gy0 + by - y0
 
 
+def without_streaks(ink: np.ndarray, blank: Blank, vertical_px: int, horizontal_px: int) -> np.ndarray:
+    """The page's ink without lines the blank does not print: a fax's streak, a scanner's line.
+
+    Such a line runs through several boxes (a tick box, a date) and would be read as a tick or a
+    character. Nothing a sender writes in one box is that long, so straight runs of ink longer than
+    the given lengths, off the print, are taken away.
+    """
+    u8 = ink.astype(np.uint8)
+    lines = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((vertical_px, 1), np.uint8))
+    lines |= cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((1, horizontal_px), np.uint8))
+    streaks = cv2.dilate(lines & ~blank.widened, np.ones((3, 3), np.uint8))
+    return ink & ~streaks.astype(bool)
+
+
 def page_ink(gray: np.ndarray) -> np.ndarray:
     """Dark marks on the paper, robust to uneven light (photos) and grey scans."""
     ink = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY_INV, 31, 18)

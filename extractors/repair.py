@@ -55,9 +55,11 @@ _LOOSE_TAIL = re.compile(r"\s+[\u3041-\u30ffA-Za-z0-9]$")
 
 def japanese_text(text: str) -> Repaired:
     s = normalize.text(text)
-    value = _LOOSE_DASHES.sub("", s)
-    value = _LOOSE_TAIL.sub("", value)
-    value, _ = trim_junk(value)
+    value, before = s, None
+    while value != before:  # junk, rule dashes and specks, in whatever order they stand at the ends
+        before = value
+        value = _LOOSE_TAIL.sub("", _LOOSE_DASHES.sub("", value))
+        value, _ = trim_junk(value)
     return Repaired(value, ["trim"] if value != s else [], plausible=bool(value) and any(_cjk(c) for c in value))
 
 
@@ -147,9 +149,15 @@ def address(text: str, places: list[str]) -> Repaired:
     return Repaired(place + value[cut:], [*repairs, "place"], True)
 
 
+# No word of a reading begins with a long vowel mark or a small kana: such a group standing apart
+# at the end is a stretch of rule or a speck.
+_LOOSE_KANA_TAIL = re.compile(r"\s[ーっゃゅょぁぃぅぇぉッャュョァィゥェォ]+$")
+
+
 def kana(text: str) -> Repaired:
-    value, trimmed = trim_junk(text)
-    repairs = ["trim"] if trimmed else []
+    s = normalize.text(text)
+    value, _ = trim_junk(_LOOSE_KANA_TAIL.sub("", _LOOSE_DASHES.sub("", s)))
+    repairs = ["trim"] if value != s.strip() else []
     fixed = value.replace("一", "ー").replace("ｰ", "ー")
     if fixed != value:
         repairs.append("long_vowel")

@@ -118,6 +118,20 @@ def test_a_blank_sheet_needs_no_ocr_but_its_title(read_ctx, monkeypatch: pytest.
     assert calls == [["__title__"]]
 
 
+def test_a_fax_streak_through_the_boxes_is_no_tick_and_no_text(read_ctx) -> None:
+    blank = (BLANKS / "form3_staff_change.pdf").read_bytes()
+    page_image, = degrade.render_pages(blank)
+    template = read_ctx.template("staff_change")
+    x0, _y0, x1, _y1 = template.field("changes[1].kind.remove").box
+    x = round((x0 + x1) / 2 / 72 * 200)
+    page_image[:, x - 1:x + 2] = 0  # a dirty fax drum: one line down the whole page, through every row
+    tiff = degrade.fax_tiff([page_image], "fine", random.Random(13))
+    page, = load_pages(tiff, TIFF)
+    result = read_page(page, read_ctx)
+    assert result.classification.form_id == "staff_change"
+    assert [r.path for r in result.readings if r.value not in ("", False)] == []
+
+
 def test_a_fax_cover_page_is_a_cover(read_ctx) -> None:
     rng = random.Random(11)
     cover = render_pdf([invent_cover(rng, "さくら在宅クリニック", 3)])

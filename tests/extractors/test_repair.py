@@ -34,3 +34,9 @@ def test_kinds_with_a_shape() -> None:
     job = repair.job("看護帥", words["jobs"])
     assert job.value == "看護師" and job.vocabulary_score < 1.0
     assert not repair.kana("ふじたAゆき").plausible  # a reading with a Latin letter is no kana
+
+
+def test_junk_dashes_and_specks_at_the_end_go_in_any_order() -> None:
+    assert repair.person_name("佐藤 誠 ーー '").value == "佐藤 誠"
+    assert repair.japanese_text("「 ひまわり居宅介護支援事業所 ーー '").value == "ひまわり居宅介護支援事業所"
+    assert repair.kana("すずらんでいさーびすせんたー ーッ").value == "すずらんでいさーびすせんたー"
