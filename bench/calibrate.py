@@ -94,12 +94,16 @@ def _lowest(scored: list[tuple[float, bool]], target: float, margin: int) -> flo
 
 def choose_threshold(rows: list[Row], coefficients: dict[str, list[float]], target: float,
                      margin: int = 2) -> dict[str, Any]:
-    """A review threshold per channel kind (the reader knows how a page came), each the lowest at
-    which that channel's accepted fields meet the target; then all channels together must meet it
-    with a margin, or every threshold is raised to the one that does."""
+    """A review threshold per channel kind (the reader knows how a page came, not whether it was
+    typed or handwritten): each the lowest at which that channel's accepted fields meet the target
+    for typed and for handwritten sheets alike; then all channels together must meet it with a
+    margin, or every threshold is raised to the one that does."""
     scored = [(calibration.probability(r[1], coefficients[r[0]]), r[2], r[3]) for r in rows]
+    styled = [(p, ok, ch, r[4]) for (p, ok, ch), r in zip(scored, rows, strict=True)]
     channels = sorted({ch for _p, _ok, ch in scored})
-    thresholds = {ch: _lowest([(p, ok) for p, ok, c in scored if c == ch], target, 0) for ch in channels}
+    thresholds = {ch: max(_lowest([(p, ok) for p, ok, c, st in styled if c == ch and st == style], target, 1)
+                          for style in {st for _p, _ok, c, st in styled if c == ch})
+                  for ch in channels}
     pooled = [ok for p, ok, ch in scored if p >= thresholds[ch]]
     if pooled and (sum(pooled) - margin) / len(pooled) < target:
         floor = _lowest([(p, ok) for p, ok, _ch in scored], target, margin)
