@@ -41,8 +41,9 @@ class Evidence:
     agreement: float = 1.0  # share of the other readings that gave the same value
     channel: str = "scan"  # fax_fine | fax_standard | photo | scan
     page_conf: float = 0.0  # Tesseract's mean confidence over the page's text: low on handwriting
-    corroborated: bool = False  # another box says the same (name and kana, a sheet of the same set)
+    corroborated: bool = False  # another box holds the same characters (a sheet of the same set)
     contradicted: bool = False  # another box that should agree cannot be made to (corroborate.py)
+    sounds_right: bool = False  # the kana reading fits the name (or the name fits the address)
     empty: bool = False
     stray_ink: int = 0
     mark_share: float = 0.0
@@ -63,7 +64,7 @@ class Evidence:
                 self.vocabulary, math.log1p(self.chars), float(self.title_ok), self.agreement,
                 float(self.channel == "photo"), float(self.channel == "fax_standard"),
                 float(self.channel == "fax_fine"), self.page_conf, float(self.corroborated),
-                float(self.contradicted)]
+                float(self.contradicted), float(self.sounds_right)]
 
 
 # Until a fit exists, a cautious prior: only readings Tesseract is very sure of, with the right
@@ -71,7 +72,7 @@ class Evidence:
 PRIOR = {
     "empty": [4.0, -1.0],
     "mark": [-1.0, 2.5],
-    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5, 0.0, 1.0, -1.0],
+    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5, 0.0, 1.0, -1.0, 0.5],
 }
 
 

@@ -167,16 +167,21 @@ def email_fits_name(email: str, kana: str, suffixes: Iterable[str] = ()) -> bool
 # ------------------------------------------------------------------------------- applying it
 
 
-def _mark(readings: Iterable[FieldReading], verdict: bool | None) -> None:
+def _mark(readings: Iterable[FieldReading], verdict: bool | None, *, same_glyphs: bool = False) -> None:
+    """Record a verdict. The same characters read in another box (`same_glyphs`) vouch for every
+    character; a kana reading only for the sound (斉藤 and 斎藤 both read さいとう), so the two are
+    separate evidence and weigh what the labelled data says they are worth."""
     if verdict is None:
         return
     for r in readings:
         if r.evidence is None:
             continue
-        if verdict:
+        if not verdict:
+            r.evidence.contradicted = True
+        elif same_glyphs:
             r.evidence.corroborated = True
         else:
-            r.evidence.contradicted = True
+            r.evidence.sounds_right = True
 
 
 def _row(path: str) -> str:
@@ -216,6 +221,6 @@ def across_pages(pages: list[list[FieldReading]]) -> list[FieldReading]:
         for r in group:
             counts[normalize.comparable(r.kind, str(r.value))] += 1
         agreed = [r for r in group if counts[normalize.comparable(r.kind, str(r.value))] > 1]
-        _mark(agreed, True)
+        _mark(agreed, True, same_glyphs=True)
         changed += agreed
     return changed

@@ -71,9 +71,9 @@ def test_a_page_corroborates_and_contradicts_pairs() -> None:
             _reading("staff[2].name", "name", "バ野修"), _reading("staff[2].name_kana", "kana", "おの おさむ")]
     corroborate.within_page(page, SUFFIXES)
     ev = {r.path: r.evidence for r in page}
-    assert ev["staff[1].name"].corroborated and ev["staff[1].name_kana"].corroborated
-    assert ev["staff[1].email"].corroborated
-    assert ev["staff[2].name"].contradicted and not ev["staff[2].name"].corroborated
+    assert ev["staff[1].name"].sounds_right and ev["staff[1].name_kana"].sounds_right
+    assert ev["staff[1].email"].sounds_right
+    assert ev["staff[2].name"].contradicted and not ev["staff[2].name"].sounds_right
 
 
 def test_sheets_of_one_item_vouch_for_their_shared_fields() -> None:
@@ -106,4 +106,4 @@ def test_readings_of_a_name_that_agree_with_its_kana_win_over_the_majority(read_
                TITLE: [_ocr(template.identity.title)]}
     out = {f.path: f for f in reader.finish(prepared, results)}
     assert normalize.compact(str(out["staff[1].name"].value)) == "小野修"
-    assert out["staff[1].name"].evidence.corroborated and out["staff[1].email"].evidence.corroborated
+    assert out["staff[1].name"].evidence.sounds_right and out["staff[1].email"].evidence.sounds_right
