@@ -4,8 +4,9 @@ Tesseract's variants of one crop err together, so their agreement is weak eviden
 boxes are read independently, and a sheet says several things twice: a name and its kana reading,
 an e-mail address usually built from the person's name, the facility's name, address and
 representative on every sheet of the set. When the two agree, both are very likely right; when
-they cannot be made to agree, one of them is likely wrong. Both are features of the confidence
-model (calibration.py) and so weighed on labelled data, not asserted here.
+they cannot be made to agree, one of them is likely wrong. Agreement (the same characters, or only
+the same sound) and disagreement are features of the confidence model (calibration.py) and so
+weighed on labelled data, not asserted here.
 
 Readings of kanji come from pykakasi's dictionary (every reading of a word or a single kanji, so
 名前 such as 修 = おさむ are found), matched against the kana with the usual sound changes.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 from renraku import normalize
@@ -25,9 +26,6 @@ from renraku.extractors.fields import FieldReading
 _VOICED = str.maketrans("かきくけこさしすせそたちつてとはひふへほ", "がぎぐげござじずぜぞだぢづでどばびぶべぼ")
 _SEMI = str.maketrans("はひふへほ", "ぱぴぷぺぽ")
 _IGNORED = re.compile(r"[\s・･、,.．。()（）「」\-‐－]")
-# A leading legal-entity name is often left out of the kana (医療法人さくら会 さくら在宅クリニック).
-_LEGAL = ("医療法人社団", "医療法人財団", "医療法人", "社会福祉法人", "社会医療法人", "一般社団法人", "公益社団法人",
-          "一般財団法人", "特定非営利活動法人", "株式会社", "有限会社", "合同会社", "NPO法人")
 
 
 @lru_cache(maxsize=1)
@@ -57,13 +55,13 @@ def _sound_changes(yomi: str, first: bool) -> set[str]:
 def reads_as(written: str, kana: str) -> bool | None:
     """Whether `written` (kanji, kana, katakana) can be read as `kana`; None when it cannot be told
     (Latin letters or digits, nothing to compare)."""
+    from renraku.validators import load_rule_config
+    from renraku.validators.identity import facility_key
+
     written = unicodedata.normalize("NFKC", written).strip()
     k = normalize.kana(_IGNORED.sub("", unicodedata.normalize("NFKC", kana)))
-    forms = [written]
-    head, _sp, rest = written.partition(" ")
-    if rest and any(p in head for p in _LEGAL):
-        forms.append(rest)
-    forms += [written[len(p):] for p in _LEGAL if written.startswith(p)]
+    # A leading legal-entity name is often left out of the kana (医療法人さくら会 さくら在宅クリニック).
+    forms = [written, facility_key(written, load_rule_config())]
     ws = [re.sub(r"(.)々", r"\1\1", normalize.kana(_IGNORED.sub("", f))) for f in forms]
     if not ws[0] or not k or re.search(r"[A-Za-z0-9]", ws[0]):
         return None
@@ -184,23 +182,25 @@ def _mark(readings: Iterable[FieldReading], verdict: bool | None, *, same_glyphs
             r.evidence.sounds_right = True
 
 
-def _row(path: str) -> str:
-    return path.rpartition(".")[0] if "." in path else ""
+def partners(paths: Iterable[str]) -> Iterator[tuple[str, str | None, str | None]]:
+    """Each kana field with the field it reads (staff[1].name, facility_name) and the e-mail of its
+    row (staff[1].email), where the sheet has them."""
+    present = set(paths)
+    for path in present:
+        if path.endswith("_kana"):
+            written, email = path.removesuffix("_kana"), path.removesuffix("name_kana") + "email"
+            yield path, written if written in present else None, email if email in present else None
 
 
 def within_page(readings: list[FieldReading], suffixes: Iterable[str] = ()) -> None:
     """Names against their kana, facility name against its kana, e-mail against the row's kana."""
     by_path = {r.path: r for r in readings if r.method == "ocr" and isinstance(r.value, str) and r.value}
-    for path, r in by_path.items():
-        if r.kind == "kana":
-            written = by_path.get(path.removesuffix("_kana"))
-            if written is not None:
-                _mark([r, written], reads_as(str(written.value), str(r.value)))
-        elif r.kind == "email":
-            row = _row(path)
-            kana = by_path.get(f"{row}.name_kana") if row else None
-            if kana is not None:
-                _mark([r], email_fits_name(str(r.value), str(kana.value), suffixes))
+    for kana_path, written, email in partners(by_path):
+        kana = str(by_path[kana_path].value)
+        if written is not None:
+            _mark([by_path[kana_path], by_path[written]], reads_as(str(by_path[written].value), kana))
+        if email is not None:
+            _mark([by_path[email]], email_fits_name(str(by_path[email].value), kana, suffixes))
 
 
 # Fields that several sheets of one set repeat.

@@ -214,12 +214,6 @@ class ImageReader:
         self._page_evidence([r for r in readings.values() if r.method == "ocr" and r.value != ""])
         return [readings[s.path] for s in self.template.fields]
 
-    def read(self, gray: np.ndarray, fit: ImageFit, channel: str = "scan") -> list[FieldReading]:
-        """One page on its own (see `ocr_prepared` for many)."""
-        prepared = self.prepare(gray, fit, channel)
-        self.picture = prepared.picture
-        return self.finish(prepared, ocr_prepared([(self, prepared)])[0])
-
     def _setting(self, kind: str) -> ocr.Setting:
         return self.settings.get(kind, self.settings["text"])
 
@@ -229,20 +223,17 @@ class ImageReader:
         return normalize.normalise(spec.kind, self._repair(spec, readings[0].text).value).value if readings else ""
 
     def disagreeing(self, results: dict[Hashable, list[ocr.Reading]]) -> set[Hashable]:
-        """Crops whose plain readings contradict another box (a name and its kana, an address and its
-        owner's name): worth the other readings, so that finish can look for ones that agree."""
+        """Crops whose plain readings contradict another box (a name and its kana, an e-mail address
+        and its owner's name): worth the other readings, so that finish can look for ones that agree."""
         out: set[Hashable] = set()
         suffixes = self.vocabulary.get("email_role_suffixes", [])
-        for path in results:
-            if not isinstance(path, str) or not path.endswith("name_kana"):
-                continue
-            kana = self._quick(path, results[path])
-            name_path, email_path = path.removesuffix("_kana"), path.removesuffix("name_kana") + "email"
-            if name_path in results and corroborate.reads_as(self._quick(name_path, results[name_path]), kana) is False:
-                out |= {path, name_path}
-            if email_path in results and corroborate.email_fits_name(
-                    self._quick(email_path, results[email_path]), kana, suffixes) is False:
-                out.add(email_path)
+        for kana_path, written, email in corroborate.partners(p for p in results if isinstance(p, str)):
+            kana = self._quick(kana_path, results[kana_path])
+            if written is not None and corroborate.reads_as(self._quick(written, results[written]), kana) is False:
+                out |= {kana_path, written}
+            if email is not None and corroborate.email_fits_name(
+                    self._quick(email, results[email]), kana, suffixes) is False:
+                out.add(email)
         return out
 
     def needs_more(self, path: Hashable, reading: ocr.Reading) -> bool:
@@ -311,8 +302,9 @@ class ImageReader:
 
     def _agree(self, readings: dict[str, FieldReading], results: dict[Hashable, list[ocr.Reading]], title_ok: bool,
                channel: str) -> None:
-        """Where a name and its kana, or an address and its owner's kana, disagree, take readings of
-        them that agree if there are any (each box was read several ways when they disagreed)."""
+        """Where a name and its kana, or an e-mail address and its owner's kana, disagree, take
+        readings of them that agree if there are any (each box was read several ways when they
+        disagreed)."""
         suffixes = self.vocabulary.get("email_role_suffixes", [])
 
         def again(path: str, prefer: Callable[[str], bool]) -> FieldReading | None:
@@ -321,23 +313,24 @@ class ImageReader:
             better = self._text(self.specs[path], results[path], title_ok, channel, prefer)
             return better if prefer(str(better.value)) else None
 
-        for path, kana in list(readings.items()):
-            if kana.kind != "kana" or path not in results or not kana.value:
+        for kana_path, written, email in corroborate.partners(list(readings)):
+            kana = readings[kana_path]
+            if kana_path not in results or not kana.value:
                 continue
-            name_path, email_path = path.removesuffix("_kana"), path.removesuffix("name_kana") + "email"
-            if name_path in readings and corroborate.reads_as(str(readings[name_path].value), str(kana.value)) is False:
-                name = again(name_path, lambda v, k=str(kana.value): corroborate.reads_as(v, k) is True)
+            if written is not None and corroborate.reads_as(str(readings[written].value), str(kana.value)) is False:
+                name = again(written, lambda v, k=str(kana.value): corroborate.reads_as(v, k) is True)
                 if name is not None:
-                    readings[name_path] = name
+                    readings[written] = name
                 else:
-                    written = str(readings[name_path].value)
-                    readings[path] = again(path, lambda v, w=written: corroborate.reads_as(w, v) is True) or kana
-            kana_now = str(readings[path].value)
-            if email_path in readings and corroborate.email_fits_name(
-                    str(readings[email_path].value), kana_now, suffixes) is False:
-                readings[email_path] = again(
-                    email_path, lambda v, k=kana_now: corroborate.email_fits_name(v, k, suffixes) is True,
-                ) or readings[email_path]
+                    shown = str(readings[written].value)
+                    fits_name = again(kana_path, lambda v, w=shown: corroborate.reads_as(w, v) is True)
+                    readings[kana_path] = fits_name or kana
+            kana_now = str(readings[kana_path].value)
+            if email is None or corroborate.email_fits_name(str(readings[email].value), kana_now,
+                                                            suffixes) is not False:
+                continue
+            fits_owner = again(email, lambda v, k=kana_now: corroborate.email_fits_name(v, k, suffixes) is True)
+            readings[email] = fits_owner or readings[email]
 
     def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str,
               prefer: Callable[[str], bool] | None = None) -> FieldReading:
@@ -353,7 +346,6 @@ class ImageReader:
         for c in candidates:
             k = normalize.comparable(kind, c[3].value)
             votes[k] = votes.get(k, 0) + 1
-        # The value most readings agree on, then the one with the kind's shape, then Tesseract's surest.
         plausible, _c, fixed, norm, reading = max(
             candidates, key=lambda c: (bool(prefer and prefer(c[3].value)), c[0],
                                        votes[normalize.comparable(kind, c[3].value)], c[1]))

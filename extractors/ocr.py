@@ -5,7 +5,7 @@ Each Tesseract call starts a process and loads its language model (a large share
 on a canvas (one canvas per variant: plain, enlarged, binarised) and all canvases go to one call as
 a list of images, so the model is loaded once; every word is given back to the crop whose band
 holds its centre. Stacked crops read better than lone ones (Tesseract sees a consistent text size),
-but now and then it skips one: those are read again alone (`read_single`).
+but now and then it skips one: those are read again alone (`Request.single`).
 """
 
 from __future__ import annotations
@@ -227,9 +227,3 @@ def read(crops: dict[Hashable, np.ndarray], setting: Setting,
     """Read every crop, once per variant, in a single Tesseract process (see `read_requests`)."""
     return read_requests([Request(setting, crops, tuple(variants))])[0]
 
-
-def read_single(crops: dict[Hashable, np.ndarray], setting: Setting,
-                variants: Sequence[str] = ("plain",)) -> dict[Hashable, list[Reading]]:
-    """Like `read`, but each crop (in each variant) is its own image: one crop's layout never
-    disturbs another's."""
-    return read_requests([Request(setting, crops, tuple(variants), single=True)])[0]

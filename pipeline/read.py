@@ -126,7 +126,7 @@ def read_pages(pages: list[Page], ctx: ReadContext, pool: Executor | None = None
                 flag_for_review(r.readings, ctx.threshold)
             except Exception:  # a reader bug must cost one page, not the batch
                 log.exception("page %d could not be read", r.number)
-                _fail(r, "読み取り中に内部エラーが起きました（ログを確認してください）")
+                _fail(r, INTERNAL_ERROR)
             r.pending = None
     return results
 
@@ -219,12 +219,17 @@ def _safely(step: Callable[[Page, ReadContext], PageResult], page: Page, ctx: Re
         reason = exc.reason
     except Exception:  # a reader bug must cost one page, not the batch; the trace goes to the log
         log.exception("page %d could not be read", page.number)
-        reason = "読み取り中に内部エラーが起きました（ログを確認してください）"
-    return PageResult(page.number, page.kind, page.width, page.height,
-                      Classification("unknown", 0.0, "none", reason=reason), reason=reason)
+        reason = INTERNAL_ERROR
+    result = PageResult(page.number, page.kind, page.width, page.height, Classification("unknown", 0.0, "none"))
+    _fail(result, reason)
+    return result
+
+
+INTERNAL_ERROR = "読み取り中に内部エラーが起きました（ログを確認してください）"
 
 
 def _fail(result: PageResult, reason: str) -> None:
+    """The page could not be read: it is recorded as unknown, with the reason for the reviewer."""
     result.classification = Classification("unknown", 0.0, "none", reason=reason)
     result.reason, result.readings, result.pending = reason, [], None
 
