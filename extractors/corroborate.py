@@ -59,16 +59,26 @@ def reads_as(written: str, kana: str) -> bool | None:
     from renraku.validators.identity import facility_key
 
     written = unicodedata.normalize("NFKC", written).strip()
-    k = normalize.kana(_IGNORED.sub("", unicodedata.normalize("NFKC", kana)))
+    k, k_starts = _joined(kana)
     # A leading legal-entity name is often left out of the kana (医療法人さくら会 さくら在宅クリニック).
-    forms = [written, facility_key(written, load_rule_config())]
-    ws = [re.sub(r"(.)々", r"\1\1", normalize.kana(_IGNORED.sub("", f))) for f in forms]
-    if not ws[0] or not k or re.search(r"[A-Za-z0-9]", ws[0]):
+    forms = [_joined(f) for f in (written, facility_key(written, load_rule_config()))]
+    if not forms[0][0] or not k or re.search(r"[A-Za-z0-9]", forms[0][0]):
         return None
-    return any(w and _matches(w, k) for w in ws)
+    return any(w and _matches(w, k, w_starts, k_starts) for w, w_starts in forms)
 
 
-def _matches(w: str, k: str) -> bool:
+def _joined(text: str) -> tuple[str, frozenset[int]]:
+    """Text folded for comparing (kana as hiragana, 々 spelt out, no spaces or marks) and where each
+    of its space-separated words begins: a word's first sound is never voiced (田中 太郎 is not
+    たなか だろう; 山崎 is やまざき)."""
+    out, starts = "", set()
+    for word in unicodedata.normalize("NFKC", text).split():
+        starts.add(len(out))
+        out += re.sub(r"(.)々", r"\1\1", normalize.kana(_IGNORED.sub("", word)))
+    return out, frozenset(starts)
+
+
+def _matches(w: str, k: str, w_starts: frozenset[int] = frozenset(), k_starts: frozenset[int] = frozenset()) -> bool:
     seen: set[tuple[int, int]] = set()
     todo = [(0, 0)]
     while todo:
@@ -89,7 +99,7 @@ def _matches(w: str, k: str) -> bool:
             if not w.startswith(word, i):
                 continue
             for yomi in yomis:
-                for y in _sound_changes(yomi, first=j == 0):
+                for y in _sound_changes(yomi, first=j == 0 or i in w_starts or j in k_starts):
                     if y and k.startswith(y, j):
                         todo.append((i + len(word), j + len(y)))
     return False
@@ -178,7 +188,7 @@ def _mark(readings: Iterable[FieldReading], verdict: bool | None, *, same_glyphs
             r.evidence.contradicted = True
         elif same_glyphs:
             r.evidence.corroborated = True
-        else:
+        elif not r.evidence.lookalike:  # 太郎 and 太朗 sound the same: the kana cannot vouch for either
             r.evidence.sounds_right = True
 
 

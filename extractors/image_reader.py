@@ -164,6 +164,8 @@ class ImageReader:
         self.settings = _settings(config)
         self.settings_by_name = {s.name: s for s in self.settings.values()}
         self.vocabulary = vocabulary
+        self.lookalikes = set("".join(vocabulary.get("name_lookalikes", [])))
+        self.match = repair.Match(**config.get("closed_lists", {}))
         self.forms_dir = Path(image.get("forms_dir") or FORMS_DIR)
         self.variants = tuple(image.get("variants", ["plain"]))
         self.more_variants = tuple(image.get("more_variants", []))
@@ -281,7 +283,7 @@ class ImageReader:
         if kind == "kana":
             return repair.kana(text)
         if kind == "job":
-            return repair.job(text, v.get("jobs", []))
+            return repair.job(text, v.get("jobs", []), self.match)
         if kind == "date":
             return repair.date(text)
         if kind == "phone":
@@ -291,7 +293,7 @@ class ImageReader:
         if kind == "email":
             return repair.email(text, v.get("mail_domains", []), v.get("top_domains", []))
         if hints.get("vocabulary") in v:
-            return repair.closed_list(text, v[hints["vocabulary"]], 75)
+            return repair.closed_list(text, v[hints["vocabulary"]], self.match)
         if hints.get("suffixes") in v:
             return repair.with_suffix(text, v[hints["suffixes"]])
         if hints.get("address"):
@@ -354,6 +356,7 @@ class ImageReader:
         evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,
                             plausible=plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
                             chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=channel,
+                            lookalike=kind == "name" and not self.lookalikes.isdisjoint(norm.value),
                             agreement=agree / max(1, len(candidates) - 1) if len(candidates) > 1 else 1.0)
         note = "" if plausible else (norm.note or "読み取った値の形が項目に合いません")
         return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,

@@ -12,9 +12,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from rapidfuzz import fuzz, process
-
 from renraku import normalize
+from renraku.extractors import glyphs
 
 # Rule remnants and specks Tesseract turns into characters at the ends of a crop.
 JUNK = "|｜!！'\"`´‘’“”「」『』[]()（）{}。、.,，:;：；_＿-－~〜=＝/／\\・･*＊^"
@@ -30,7 +29,7 @@ class Repaired:
     value: str
     repairs: list[str] = field(default_factory=list)
     plausible: bool = True  # the value has its kind's shape
-    vocabulary_score: float = 1.0  # for jobs: how close the reading was to the closed list
+    vocabulary_score: float = 1.0  # for closed lists: how near the reading looked to the entry taken
 
 
 def trim_junk(text: str) -> tuple[str, bool]:
@@ -66,6 +65,9 @@ def japanese_text(text: str) -> Repaired:
 # Katakana (and the long vowel mark) that look like kanji: beside a kanji, in a name, they are the kanji
 # (浩ニ → 浩二, 健ー → 健一, 田ロ → 田口); a katakana name (マリア) keeps its katakana.
 _LOOKALIKES = {"ニ": "二", "ロ": "口", "カ": "力", "エ": "工", "ハ": "八", "タ": "夕", "ー": "一"}
+# Hiragana that look and sound like the kanji they come from: ending a name right after a kanji,
+# they are that kanji (拓や → 拓也, 彩の → 彩乃); names do not end in kanji then hiragana.
+_KANA_ENDINGS = {"や": "也", "の": "乃"}
 
 
 def _kanji(ch: str) -> bool:
@@ -81,11 +83,11 @@ def person_name(text: str) -> Repaired:
     base = japanese_text(text)
     chars = list(base.value)
     for i, ch in enumerate(chars):
-        if ch not in _LOOKALIKES:
-            continue
         before = chars[i - 1] if i > 0 else ""
         after = chars[i + 1] if i + 1 < len(chars) else ""
-        if (_kanji(before) or _kanji(after)) and not (_katakana(before) or _katakana(after)):
+        if ch in _KANA_ENDINGS and _kanji(before) and after in ("", " "):
+            chars[i] = _KANA_ENDINGS[ch]
+        elif ch in _LOOKALIKES and (_kanji(before) or _kanji(after)) and not (_katakana(before) or _katakana(after)):
             chars[i] = _LOOKALIKES[ch]
     value = "".join(chars)
     if value == base.value:
@@ -99,16 +101,32 @@ def _close(a: str, b: str) -> int:
     return Levenshtein.distance(a, b)
 
 
-def closed_list(text: str, words: list[str], min_score: float) -> Repaired:
-    """A value from a list (titles, medical associations): the nearest entry when close enough."""
+@dataclass(frozen=True)
+class Match:
+    """How near a reading must look to an entry of a closed list to be taken for it: a score (1 = the
+    same glyphs, see glyphs.nearest) of at least `min_score`, clearly ahead of the runner-up."""
+
+    min_score: float = 0.5
+    margin: float = 0.05
+
+
+def _nearest(compact: str, words: list[str], match: Match) -> tuple[str, float] | None:
+    word, score, runner_up = glyphs.nearest(compact, words)
+    if score < match.min_score or score - runner_up < match.margin:
+        return None
+    return word, score
+
+
+def closed_list(text: str, words: list[str], match: Match = Match()) -> Repaired:
+    """A value from a list (titles, medical associations): the entry it looks like, when clearly one."""
     base = japanese_text(text)
     compact = normalize.compact(base.value)
     if not compact or compact in words:
         return Repaired(compact or base.value, base.repairs, base.plausible, 1.0 if compact else 0.0)
-    match = process.extractOne(compact, words, scorer=fuzz.ratio)
-    if match is None or match[1] < min_score:
+    found = _nearest(compact, words, match)
+    if found is None:
         return Repaired(base.value, base.repairs, base.plausible, 0.0)
-    return Repaired(match[0], [*base.repairs, "vocabulary"], True, match[1] / 100)
+    return Repaired(found[0], [*base.repairs, "vocabulary"], True, found[1])
 
 
 def with_suffix(text: str, suffixes: list[str]) -> Repaired:
@@ -166,17 +184,17 @@ def kana(text: str) -> Repaired:
     return Repaired(fixed, repairs, plausible)
 
 
-def job(text: str, titles: list[str]) -> Repaired:
+def job(text: str, titles: list[str], match: Match = Match()) -> Repaired:
     value, trimmed = trim_junk(text)
     if not value:
         return Repaired("", plausible=False, vocabulary_score=0.0)
     compact = normalize.compact(value)
     if compact in titles:
         return Repaired(compact, ["trim"] if trimmed else [], True, 1.0)
-    match = process.extractOne(compact, titles, scorer=fuzz.ratio)
-    if match is None or match[1] < 60:
+    found = _nearest(compact, titles, match)
+    if found is None:
         return Repaired(value, ["trim"] if trimmed else [], plausible=False, vocabulary_score=0.0)
-    return Repaired(match[0], ["vocabulary"], True, match[1] / 100)
+    return Repaired(found[0], ["vocabulary"], True, found[1])
 
 
 def _plausible_year(iso: str, today: dt.date) -> bool:

@@ -32,6 +32,7 @@ def test_a_name_reads_as_its_kana(written: str, kana: str) -> None:
     ("バ野修", "おの おさむ"), ("小川胡", "おがわ つばさ"),
     ("木村 友寺", "きむら ともみ"), ("太田 軸", "おおた つばさ"),
     ("小野 修", "おの おさ"),  # the kana lost a character
+    ("君島 和子", "きみしま がずこ"), ("田中太郎", "たなか だろう"),  # a word's first sound is never voiced
 ])
 def test_an_ocr_slip_breaks_the_match(misread: str, kana: str) -> None:
     assert corroborate.reads_as(misread, kana) is False
@@ -107,3 +108,19 @@ def test_readings_of_a_name_that_agree_with_its_kana_win_over_the_majority(read_
     out = {f.path: f for f in reader.finish(prepared, results)}
     assert normalize.compact(str(out["staff[1].name"].value)) == "小野修"
     assert out["staff[1].name"].evidence.sounds_right and out["staff[1].email"].evidence.sounds_right
+
+
+
+def test_the_kana_cannot_vouch_for_a_glyph_that_sounds_like_another(read_ctx) -> None:
+    """太朗 for 太郎: the kana fits either, so a name holding such a glyph is not made sure by it."""
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    spec = next(s for s in template.fields if s.path == "staff[1].name")
+    plain, lookalike = (reader._text(spec, [_ocr(v, 95)], True, "scan") for v in ("田中 健一", "田中 太朗"))
+    assert not plain.evidence.lookalike and lookalike.evidence.lookalike
+    lookalike.path = "staff[2].name"
+    page = [plain, _reading("staff[1].name_kana", "kana", "たなか けんいち"),
+            lookalike, _reading("staff[2].name_kana", "kana", "たなか たろう")]
+    corroborate.within_page(page)
+    assert plain.evidence.sounds_right and not lookalike.evidence.sounds_right
+    assert page[3].evidence.sounds_right  # the kana itself is vouched for by the name

@@ -14,6 +14,9 @@ from renraku.extractors.image_reader import vocabulary
     ("田ロ 花子", "田口 花子"),
     ("マリア ロペス", "マリア ロペス"),  # a katakana name keeps its katakana
     ("山田 ハナ", "山田 ハナ"),
+    ("木村 拓や", "木村 拓也"),   # a hiragana ending a name after a kanji is the kanji it comes from
+    ("田中 さや", "田中 さや"),   # a hiragana name keeps its hiragana
+    ("小野 彩の", "小野 彩乃"),
 ])
 def test_katakana_that_stand_for_kanji_in_a_name(read: str, meant: str) -> None:
     fixed = repair.person_name(read)
@@ -40,3 +43,21 @@ def test_junk_dashes_and_specks_at_the_end_go_in_any_order() -> None:
     assert repair.person_name("佐藤 誠 ーー '").value == "佐藤 誠"
     assert repair.japanese_text("「 ひまわり居宅介護支援事業所 ーー '").value == "ひまわり居宅介護支援事業所"
     assert repair.kana("すずらんでいさーびすせんたー ーッ").value == "すずらんでいさーびすせんたー"
+
+
+@pytest.mark.parametrize(("read", "meant"), [
+    ("大謙師", "看護師"),              # 謙 looks like 護: plain edit distance saw one right character of three
+    ("事務時", "事務職員"),
+    ("介計支援直門上", "介護支援専門員"),
+])
+def test_a_misread_job_is_the_one_it_looks_like(read: str, meant: str) -> None:
+    job = repair.job(read, vocabulary()["jobs"])
+    assert job.value == meant and job.repairs == ["vocabulary"] and 0.5 <= job.vocabulary_score < 1.0
+
+
+def test_a_reading_near_two_entries_of_a_list_is_left_for_a_person() -> None:
+    titles = vocabulary()["titles"]
+    assert repair.closed_list("陸長", titles).value == "院長"  # 陸 and 院 share the left part
+    unsure = repair.closed_list("時長", titles)  # as near 町長 as 院長
+    assert unsure.value == "時長" and unsure.vocabulary_score == 0.0
+    assert repair.job("幸人所", vocabulary()["jobs"]).plausible is False  # nothing like any job
