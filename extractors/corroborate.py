@@ -105,6 +105,71 @@ def _matches(w: str, k: str, w_starts: frozenset[int] = frozenset(), k_starts: f
     return False
 
 
+# A kanji found in fewer dictionary words than this is too rare to be proposed for a misread one
+# (靉 in 4 words, 邊 in 26; 亮 in 87, 翔 in 110): a name written with one is left for a person.
+COMMON_KANJI_WORDS = 30
+
+
+@lru_cache(maxsize=1)
+def _spellings() -> dict[str, frozenset[str]]:
+    """Every dictionary word of up to four everyday characters, by its reading: how a part of a name
+    can be written. (pykakasi offers no way to walk its dictionary but its table of first characters.)"""
+    kanwa = _kanwa()
+    table = {chr(first): kanwa.load(chr(first)) or {} for first in kanwa._jisyo_table}
+    uses: dict[str, int] = defaultdict(int)
+    for words in table.values():
+        for word in words:
+            for ch in set(word):
+                uses[ch] += 1
+    out: dict[str, set[str]] = defaultdict(set)
+    for words in table.values():
+        for word, entries in words.items():
+            if len(word) <= 4 and all(uses[ch] >= COMMON_KANJI_WORDS or not _is_kanji(ch) for ch in word):
+                for yomi, _cond in entries:
+                    out[yomi].add(word)
+    return {yomi: frozenset(words) for yomi, words in out.items()}
+
+
+def _is_kanji(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+def respell(written: str, kana: str, min_score: float = 0.5, margin: float = 0.05) -> str | None:
+    """A spelling of the name `written` that reads as `kana`, where OCR got a character of it wrong
+    (加朋 拓也 with かとう たくや → 加藤 拓也): each part that does not read as its kana becomes the
+    dictionary word of that reading it looks most like, keeping at least half its characters, when
+    that word is clearly nearer than any other. None when there is no such spelling."""
+    from renraku.extractors import glyphs
+
+    parts = unicodedata.normalize("NFKC", written).split()
+    sounds = [normalize.kana(_IGNORED.sub("", w)) for w in unicodedata.normalize("NFKC", kana).split()]
+    joiner = " " if len(parts) > 1 else ""
+    if len(parts) == 1 and len(sounds) == 2:  # 森悠半 / もり ゆうと: cut where one side reads right
+        word = parts[0]
+        cuts = {i for i in range(1, len(word)) if reads_as(word[:i], sounds[0]) or reads_as(word[i:], sounds[1])}
+        parts = [word[:min(cuts)], word[min(cuts):]] if len(cuts) == 1 else []
+    elif len(parts) == 2 and len(sounds) == 1:  # the kana written without a space
+        sound = sounds[0]
+        cuts = {j for j in range(1, len(sound)) if reads_as(parts[0], sound[:j]) or reads_as(parts[1], sound[j:])}
+        sounds = [sound[:min(cuts)], sound[min(cuts):]] if len(cuts) == 1 else []
+    if len(parts) != len(sounds) or len(parts) < 2:
+        return None
+    pairs = list(zip(parts, sounds, strict=True))
+    out = []
+    for part, sound in pairs:
+        if reads_as(part, sound):
+            out.append(part)
+            continue
+        candidates = [w for w in _spellings().get(sound, ()) if len(w) == len(part)
+                      and 2 * sum(a == b for a, b in zip(w, part, strict=True)) >= len(part) - (len(part) == 1)]
+        word, score, runner_up = glyphs.nearest(part, candidates)
+        if score < min_score or score - runner_up < margin:
+            return None
+        out.append(word)
+    spelt = joiner.join(out)
+    return spelt if spelt != joiner.join(p for p, _s in pairs) else None
+
+
 # ------------------------------------------------------------------------------- e-mail and name
 
 _CANON = [("tch", "tt"), ("shi", "si"), ("sh", "sy"), ("chi", "ti"), ("ch", "ty"), ("tsu", "tu"), ("fu", "hu"),
@@ -202,15 +267,22 @@ def partners(paths: Iterable[str]) -> Iterator[tuple[str, str | None, str | None
             yield path, written if written in present else None, email if email in present else None
 
 
-def within_page(readings: list[FieldReading], suffixes: Iterable[str] = ()) -> None:
-    """Names against their kana, facility name against its kana, e-mail against the row's kana."""
+def within_page(readings: list[FieldReading], suffixes: Iterable[str] = (), known_domains: Iterable[str] = ()) -> None:
+    """Names against their kana, facility name against its kana, e-mail against the row's kana.
+
+    The name only vouches for the part of an address before the @: the domain must be one many
+    people use or one another address on the sheet has too, or the address is not vouched for."""
     by_path = {r.path: r for r in readings if r.method == "ocr" and isinstance(r.value, str) and r.value}
+    domains = [str(r.value).partition("@")[2] for r in by_path.values() if r.kind == "email"]
+    vouched = set(known_domains) | {d for d in domains if d and domains.count(d) > 1}
     for kana_path, written, email in partners(by_path):
         kana = str(by_path[kana_path].value)
         if written is not None:
             _mark([by_path[kana_path], by_path[written]], reads_as(str(by_path[written].value), kana))
         if email is not None:
-            _mark([by_path[email]], email_fits_name(str(by_path[email].value), kana, suffixes))
+            fits = email_fits_name(str(by_path[email].value), kana, suffixes)
+            if fits is False or str(by_path[email].value).partition("@")[2] in vouched:
+                _mark([by_path[email]], fits)
 
 
 # Fields that several sheets of one set repeat.

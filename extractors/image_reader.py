@@ -10,6 +10,7 @@ confidence model (calibration.py) turns what was seen into a probability of bein
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -212,7 +213,8 @@ class ImageReader:
                 readings[spec.path] = self._text(spec, results[spec.path], title_ok, prepared.channel)
         self._agree(readings, results, title_ok, prepared.channel)
         self._vote_domains([r for r in readings.values() if r.kind == "email"])
-        corroborate.within_page(list(readings.values()), self.vocabulary.get("email_role_suffixes", []))
+        corroborate.within_page(list(readings.values()), self.vocabulary.get("email_role_suffixes", []),
+                                self.vocabulary.get("mail_domains", []))
         self._page_evidence([r for r in readings.values() if r.method == "ocr" and r.value != ""])
         return [readings[s.path] for s in self.template.fields]
 
@@ -327,12 +329,24 @@ class ImageReader:
                     shown = str(readings[written].value)
                     fits_name = again(kana_path, lambda v, w=shown: corroborate.reads_as(w, v) is True)
                     readings[kana_path] = fits_name or kana
+                    if fits_name is None and self.specs[written].kind == "name":
+                        readings[written] = self._respelt(readings[written], str(kana.value))
             kana_now = str(readings[kana_path].value)
             if email is None or corroborate.email_fits_name(str(readings[email].value), kana_now,
                                                             suffixes) is not False:
                 continue
             fits_owner = again(email, lambda v, k=kana_now: corroborate.email_fits_name(v, k, suffixes) is True)
             readings[email] = fits_owner or readings[email]
+
+    def _respelt(self, reading: FieldReading, kana: str) -> FieldReading:
+        """A name no reading of which fits its kana, spelt the way that does and looks most like
+        what was read (加朋 → 加藤 for かとう): a repair, shown to the reviewer, never vouched for."""
+        spelt = corroborate.respell(str(reading.value), kana, self.match.min_score, self.match.margin)
+        if spelt is None:
+            return reading
+        evidence = dataclasses.replace(reading.evidence, repairs=reading.evidence.repairs + 1)
+        return dataclasses.replace(reading, value=normalize.normalise(reading.kind, spelt).value, evidence=evidence,
+                                   confidence=confidence(evidence), note="読み仮名に合わせて補正しました")
 
     def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str,
               prefer: Callable[[str], bool] | None = None) -> FieldReading:

@@ -284,6 +284,10 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
     value = value.lower()
     local, at, domain = value.partition("@")
     if at:
+        head, space, _tail = domain.partition(" ")
+        if space and any(head.endswith("." + t) for t in tops or []):  # …ne.jp my: a speck after the end
+            domain = head
+            repairs.append("trim")
         fixed_domain = domain.replace(" ", "")
         for pattern, repl in DOMAIN_FIXES:
             new = pattern.sub(repl, fixed_domain)

@@ -70,11 +70,25 @@ def test_a_page_corroborates_and_contradicts_pairs() -> None:
     page = [_reading("staff[1].name", "name", "小野 修"), _reading("staff[1].name_kana", "kana", "おの おさむ"),
             _reading("staff[1].email", "email", "o.ono@example.jp"),
             _reading("staff[2].name", "name", "バ野修"), _reading("staff[2].name_kana", "kana", "おの おさむ")]
-    corroborate.within_page(page, SUFFIXES)
+    corroborate.within_page(page, SUFFIXES, known_domains=["example.jp"])
     ev = {r.path: r.evidence for r in page}
     assert ev["staff[1].name"].sounds_right and ev["staff[1].name_kana"].sounds_right
     assert ev["staff[1].email"].sounds_right
     assert ev["staff[2].name"].contradicted and not ev["staff[2].name"].sounds_right
+
+
+def test_the_name_does_not_vouch_for_the_domain_of_an_address() -> None:
+    """o.ono fits おの おさむ, but nothing says example.jpmy is right; a domain two staff share is."""
+    def page(first: str, second: str) -> list[FieldReading]:
+        return [_reading("staff[1].name_kana", "kana", "おの おさむ"), _reading("staff[1].email", "email", first),
+                _reading("staff[2].name_kana", "kana", "おの まなぶ"), _reading("staff[2].email", "email", second)]
+
+    lone = page("o.ono@example.jpmy", "m.ono@sakura.example.jp")
+    corroborate.within_page(lone, SUFFIXES)
+    assert not lone[1].evidence.sounds_right and not lone[3].evidence.sounds_right
+    shared = page("o.ono@sakura.example.jp", "m.ono@sakura.example.jp")
+    corroborate.within_page(shared, SUFFIXES)
+    assert shared[1].evidence.sounds_right and shared[3].evidence.sounds_right
 
 
 def test_sheets_of_one_item_vouch_for_their_shared_fields() -> None:
@@ -100,10 +114,10 @@ def test_readings_of_a_name_that_agree_with_its_kana_win_over_the_majority(read_
         if spec.path not in pair:
             prepared.readings[spec.path] = FieldReading(spec.path, spec.kind, "", 0.9, "ocr", spec.box)
     plain = {"staff[1].name": [_ocr("バ野 修")], "staff[1].name_kana": [_ocr("おの おさむ")],
-             "staff[1].email": [_ocr("o.ono@example.jp")]}
+             "staff[1].email": [_ocr("o.ono@gmail.com")]}
     assert reader.disagreeing(plain) == {"staff[1].name", "staff[1].name_kana"}  # so they are read more ways
     results = {"staff[1].name": [_ocr("バ野 修"), _ocr("小野 修", 80), _ocr("バ野 修", 85)],
-               "staff[1].name_kana": [_ocr("おの おさむ")], "staff[1].email": [_ocr("o.ono@example.jp")],
+               "staff[1].name_kana": [_ocr("おの おさむ")], "staff[1].email": [_ocr("o.ono@gmail.com")],
                TITLE: [_ocr(template.identity.title)]}
     out = {f.path: f for f in reader.finish(prepared, results)}
     assert normalize.compact(str(out["staff[1].name"].value)) == "小野修"
@@ -124,3 +138,30 @@ def test_the_kana_cannot_vouch_for_a_glyph_that_sounds_like_another(read_ctx) ->
     corroborate.within_page(page)
     assert plain.evidence.sounds_right and not lookalike.evidence.sounds_right
     assert page[3].evidence.sounds_right  # the kana itself is vouched for by the name
+
+
+@pytest.mark.parametrize(("read", "kana", "meant"), [
+    ("斎藤沙引", "さいとう さおり", "斎藤沙織"),   # the kana says which word; the glyphs which of its spellings
+    ("閲口 奈々", "せきぐち なな", "関口 奈々"),
+    ("き田修", "よしだおさむ", None),              # neither side has a space: no telling where to cut
+    ("森悠半", "もり ゆうと", None),               # 悠斗, 悠人, 悠杜 are about as near: a person decides
+    ("加藤 拓也", "かとう たくや", None),           # nothing to mend
+])
+def test_a_name_is_respelt_to_fit_its_kana_only_when_one_spelling_stands_out(read: str, kana: str,
+                                                                            meant: str | None) -> None:
+    assert corroborate.respell(read, kana) == meant
+
+
+def test_a_respelt_name_is_shown_to_a_person(read_ctx) -> None:
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    prepared = PreparedPage("staff_registration", "fax_standard", np.zeros((1, 1), np.uint8))
+    for spec in template.fields:
+        if spec.path not in ("staff[1].name", "staff[1].name_kana"):
+            prepared.readings[spec.path] = FieldReading(spec.path, spec.kind, "", 0.9, "ocr", spec.box)
+    results = {"staff[1].name": [_ocr("閲口 奈々", 96)], "staff[1].name_kana": [_ocr("せきぐち なな", 96)],
+               TITLE: [_ocr(template.identity.title)]}
+    out = {f.path: f for f in reader.finish(prepared, results)}
+    name = out["staff[1].name"]
+    assert name.value == "関口 奈々" and name.raw == "閲口 奈々" and name.note
+    assert name.evidence.repairs == 1
