@@ -136,7 +136,7 @@ def _is_kanji(ch: str) -> bool:
 
 def respell(written: str, kana: str, min_score: float = 0.5, margin: float = 0.05) -> str | None:
     """A spelling of the name `written` that reads as `kana`, where OCR got a character of it wrong
-    (加朋 拓也 with かとう たくや → 加藤 拓也): each part that does not read as its kana becomes the
+    (閲口 奈々 with せきぐち なな → 関口 奈々): each part that does not read as its kana becomes the
     dictionary word of that reading it looks most like, keeping at least half its characters, when
     that word is clearly nearer than any other. None when there is no such spelling."""
     from renraku.extractors import glyphs

@@ -340,7 +340,7 @@ class ImageReader:
 
     def _respelt(self, reading: FieldReading, kana: str) -> FieldReading:
         """A name no reading of which fits its kana, spelt the way that does and looks most like
-        what was read (加朋 → 加藤 for かとう): a repair, shown to the reviewer, never vouched for."""
+        what was read (閲口 → 関口 for せきぐち): a repair, shown to the reviewer, never vouched for."""
         spelt = corroborate.respell(str(reading.value), kana, self.match.min_score, self.match.margin)
         if spelt is None:
             return reading
