@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 from renraku import normalize
+from renraku.extractors import glyphs
 from renraku.extractors.fields import FieldReading
 
 _VOICED = str.maketrans("かきくけこさしすせそたちつてとはひふへほ", "がぎぐげござじずぜぞだぢづでどばびぶべぼ")
@@ -134,13 +135,11 @@ def _is_kanji(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff"
 
 
-def respell(written: str, kana: str, min_score: float = 0.5, margin: float = 0.05) -> str | None:
+def respell(written: str, kana: str, match: glyphs.Match = glyphs.USUAL) -> str | None:
     """A spelling of the name `written` that reads as `kana`, where OCR got a character of it wrong
     (閲口 奈々 with せきぐち なな → 関口 奈々): each part that does not read as its kana becomes the
     dictionary word of that reading it looks most like, keeping at least half its characters, when
     that word is clearly nearer than any other. None when there is no such spelling."""
-    from renraku.extractors import glyphs
-
     parts = unicodedata.normalize("NFKC", written).split()
     sounds = [normalize.kana(_IGNORED.sub("", w)) for w in unicodedata.normalize("NFKC", kana).split()]
     joiner = " " if len(parts) > 1 else ""
@@ -162,10 +161,10 @@ def respell(written: str, kana: str, min_score: float = 0.5, margin: float = 0.0
             continue
         candidates = [w for w in _spellings().get(sound, ()) if len(w) == len(part)
                       and 2 * sum(a == b for a, b in zip(w, part, strict=True)) >= len(part) - (len(part) == 1)]
-        word, score, runner_up = glyphs.nearest(part, candidates)
-        if score < min_score or score - runner_up < margin:
+        found = match.best(part, candidates)
+        if found is None:
             return None
-        out.append(word)
+        out.append(found[0])
     spelt = joiner.join(out)
     return spelt if spelt != joiner.join(p for p, _s in pairs) else None
 

@@ -9,6 +9,7 @@ IPAex Gothic); without it, characters are only equal or not.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,3 +78,22 @@ def nearest(read: str, words: list[str]) -> tuple[str, float, float]:
     if not scored:
         return "", 0.0, 0.0
     return scored[0][1], scored[0][0], scored[1][0] if len(scored) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class Match:
+    """How near a reading must look to a word to be taken for it: a score of at least `min_score`,
+    `margin` ahead of the runner-up (reading.toml, [closed_lists])."""
+
+    min_score: float = 0.5
+    margin: float = 0.05
+
+    def best(self, read: str, words: list[str]) -> tuple[str, float] | None:
+        """The word `read` clearly looks most like, with its score; None when none clearly does."""
+        word, score, runner_up = nearest(read, words)
+        if score < self.min_score or score - runner_up < self.margin:
+            return None
+        return word, score
+
+
+USUAL = Match()

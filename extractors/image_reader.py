@@ -24,7 +24,7 @@ from rapidfuzz import fuzz
 
 from renraku import normalize
 from renraku.config import PACKAGE_DIR
-from renraku.extractors import corroborate, ocr, repair
+from renraku.extractors import corroborate, glyphs, ocr, repair
 from renraku.extractors import ink as inks
 from renraku.extractors.calibration import Evidence, confidence
 from renraku.extractors.fields import FieldReading
@@ -166,7 +166,7 @@ class ImageReader:
         self.settings_by_name = {s.name: s for s in self.settings.values()}
         self.vocabulary = vocabulary
         self.lookalikes = set("".join(vocabulary.get("name_lookalikes", [])))
-        self.match = repair.Match(**config.get("closed_lists", {}))
+        self.match = glyphs.Match(**config.get("closed_lists", {}))
         self.forms_dir = Path(image.get("forms_dir") or FORMS_DIR)
         self.variants = tuple(image.get("variants", ["plain"]))
         self.more_variants = tuple(image.get("more_variants", []))
@@ -341,7 +341,7 @@ class ImageReader:
     def _respelt(self, reading: FieldReading, kana: str) -> FieldReading:
         """A name no reading of which fits its kana, spelt the way that does and looks most like
         what was read (閲口 → 関口 for せきぐち): a repair, shown to the reviewer, never vouched for."""
-        spelt = corroborate.respell(str(reading.value), kana, self.match.min_score, self.match.margin)
+        spelt = corroborate.respell(str(reading.value), kana, self.match)
         if spelt is None:
             return reading
         evidence = dataclasses.replace(reading.evidence, repairs=reading.evidence.repairs + 1)

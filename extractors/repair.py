@@ -101,29 +101,13 @@ def _close(a: str, b: str) -> int:
     return Levenshtein.distance(a, b)
 
 
-@dataclass(frozen=True)
-class Match:
-    """How near a reading must look to an entry of a closed list to be taken for it: a score (1 = the
-    same glyphs, see glyphs.nearest) of at least `min_score`, clearly ahead of the runner-up."""
-
-    min_score: float = 0.5
-    margin: float = 0.05
-
-
-def _nearest(compact: str, words: list[str], match: Match) -> tuple[str, float] | None:
-    word, score, runner_up = glyphs.nearest(compact, words)
-    if score < match.min_score or score - runner_up < match.margin:
-        return None
-    return word, score
-
-
-def closed_list(text: str, words: list[str], match: Match = Match()) -> Repaired:
+def closed_list(text: str, words: list[str], match: glyphs.Match = glyphs.USUAL) -> Repaired:
     """A value from a list (titles, medical associations): the entry it looks like, when clearly one."""
     base = japanese_text(text)
     compact = normalize.compact(base.value)
     if not compact or compact in words:
         return Repaired(compact or base.value, base.repairs, base.plausible, 1.0 if compact else 0.0)
-    found = _nearest(compact, words, match)
+    found = match.best(compact, words)
     if found is None:
         return Repaired(base.value, base.repairs, base.plausible, 0.0)
     return Repaired(found[0], [*base.repairs, "vocabulary"], True, found[1])
@@ -184,14 +168,14 @@ def kana(text: str) -> Repaired:
     return Repaired(fixed, repairs, plausible)
 
 
-def job(text: str, titles: list[str], match: Match = Match()) -> Repaired:
+def job(text: str, titles: list[str], match: glyphs.Match = glyphs.USUAL) -> Repaired:
     value, trimmed = trim_junk(text)
     if not value:
         return Repaired("", plausible=False, vocabulary_score=0.0)
     compact = normalize.compact(value)
     if compact in titles:
         return Repaired(compact, ["trim"] if trimmed else [], True, 1.0)
-    found = _nearest(compact, titles, match)
+    found = match.best(compact, titles)
     if found is None:
         return Repaired(value, ["trim"] if trimmed else [], plausible=False, vocabulary_score=0.0)
     return Repaired(found[0], ["vocabulary"], True, found[1])
