@@ -266,22 +266,41 @@ def partners(paths: Iterable[str]) -> Iterator[tuple[str, str | None, str | None
             yield path, written if written in present else None, email if email in present else None
 
 
-def within_page(readings: list[FieldReading], suffixes: Iterable[str] = (), known_domains: Iterable[str] = ()) -> None:
-    """Names against their kana, facility name against its kana, e-mail against the row's kana.
-
-    The name only vouches for the part of an address before the @: the domain must be one many
-    people use or one another address on the sheet has too, or the address is not vouched for."""
-    by_path = {r.path: r for r in readings if r.method == "ocr" and isinstance(r.value, str) and r.value}
-    domains = [str(r.value).partition("@")[2] for r in by_path.values() if r.kind == "email"]
-    vouched = set(known_domains) | {d for d in domains if d and domains.count(d) > 1}
-    for kana_path, written, email in partners(by_path):
-        kana = str(by_path[kana_path].value)
+def within_page(readings: list[FieldReading]) -> None:
+    """Names against their kana, the facility name against its kana."""
+    by_path = _texts(readings)
+    for kana_path, written, _email in partners(by_path):
         if written is not None:
+            kana = str(by_path[kana_path].value)
             _mark([by_path[kana_path], by_path[written]], reads_as(str(by_path[written].value), kana))
-        if email is not None:
-            fits = email_fits_name(str(by_path[email].value), kana, suffixes)
-            if fits is False or str(by_path[email].value).partition("@")[2] in vouched:
+
+
+def emails(pages: list[list[FieldReading]], suffixes: Iterable[str] = (),
+           known_domains: Iterable[str] = ()) -> list[FieldReading]:
+    """Each e-mail address against the kana of its row, over the sheets of one item (a fax, a mail).
+
+    The name vouches only for the part before the @: the domain must be one many people use, or
+    one another address of the item has too (staff of one facility share it), or the address is
+    not vouched for. Returns the readings whose evidence changed."""
+    domains = [str(r.value).partition("@")[2] for readings in pages for r in readings
+               if r.kind == "email" and isinstance(r.value, str)]
+    vouched = set(known_domains) | {d for d in domains if d and domains.count(d) > 1}
+    changed: list[FieldReading] = []
+    for readings in pages:
+        by_path = _texts(readings)
+        for kana_path, _written, email in partners(by_path):
+            if email is None:
+                continue
+            address = str(by_path[email].value)
+            fits = email_fits_name(address, str(by_path[kana_path].value), suffixes)
+            if fits is False or (fits and address.partition("@")[2] in vouched):
                 _mark([by_path[email]], fits)
+                changed.append(by_path[email])
+    return changed
+
+
+def _texts(readings: list[FieldReading]) -> dict[str, FieldReading]:
+    return {r.path: r for r in readings if r.method == "ocr" and isinstance(r.value, str) and r.value}
 
 
 # Fields that several sheets of one set repeat.
@@ -293,9 +312,9 @@ def across_pages(pages: list[list[FieldReading]]) -> list[FieldReading]:
     same value twice is corroborated. Returns the readings whose evidence changed."""
     seen: dict[str, list[FieldReading]] = defaultdict(list)
     for readings in pages:
-        for r in readings:
-            if r.path in SHARED and r.method == "ocr" and isinstance(r.value, str) and r.value:
-                seen[r.path].append(r)
+        for path, r in _texts(readings).items():
+            if path in SHARED:
+                seen[path].append(r)
     changed: list[FieldReading] = []
     for group in seen.values():
         counts: dict[str, int] = defaultdict(int)

@@ -213,8 +213,7 @@ class ImageReader:
                 readings[spec.path] = self._text(spec, results[spec.path], title_ok, prepared.channel)
         self._agree(readings, results, title_ok, prepared.channel)
         self._vote_domains([r for r in readings.values() if r.kind == "email"])
-        corroborate.within_page(list(readings.values()), self.vocabulary.get("email_role_suffixes", []),
-                                self.vocabulary.get("mail_domains", []))
+        corroborate.within_page(list(readings.values()))
         self._page_evidence([r for r in readings.values() if r.method == "ocr" and r.value != ""])
         return [readings[s.path] for s in self.template.fields]
 

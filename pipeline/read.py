@@ -197,8 +197,13 @@ def read_opened(docs: list[DocumentResult], ctx: ReadContext, pool: Executor | N
 
 def corroborate_item(pages: list[PageResult], ctx: ReadContext) -> None:
     """Sheets that came together (a fax, a mail and its attachments) vouch for each other's shared
-    fields; confidence and review flags follow."""
-    changed = corroborate.across_pages([p.readings for p in pages])
+    fields and mail domains; confidence and review flags follow."""
+    from renraku.extractors.image_reader import vocabulary
+
+    words = vocabulary()
+    readings = [p.readings for p in pages]
+    changed = corroborate.across_pages(readings) + corroborate.emails(
+        readings, words.get("email_role_suffixes", []), words.get("mail_domains", []))
     for r in changed:
         r.confidence = confidence(r.evidence)
     flag_for_review(changed, ctx.threshold)

@@ -70,7 +70,8 @@ def test_a_page_corroborates_and_contradicts_pairs() -> None:
     page = [_reading("staff[1].name", "name", "小野 修"), _reading("staff[1].name_kana", "kana", "おの おさむ"),
             _reading("staff[1].email", "email", "o.ono@example.jp"),
             _reading("staff[2].name", "name", "バ野修"), _reading("staff[2].name_kana", "kana", "おの おさむ")]
-    corroborate.within_page(page, SUFFIXES, known_domains=["example.jp"])
+    corroborate.within_page(page)
+    corroborate.emails([page], SUFFIXES, known_domains=["example.jp"])
     ev = {r.path: r.evidence for r in page}
     assert ev["staff[1].name"].sounds_right and ev["staff[1].name_kana"].sounds_right
     assert ev["staff[1].email"].sounds_right
@@ -78,17 +79,22 @@ def test_a_page_corroborates_and_contradicts_pairs() -> None:
 
 
 def test_the_name_does_not_vouch_for_the_domain_of_an_address() -> None:
-    """o.ono fits おの おさむ, but nothing says example.jpmy is right; a domain two staff share is."""
+    """o.ono fits おの おさむ, but nothing says example.jpmy is right; a domain another address of
+    the same fax has is (staff of one facility share it), even on another sheet."""
     def page(first: str, second: str) -> list[FieldReading]:
         return [_reading("staff[1].name_kana", "kana", "おの おさむ"), _reading("staff[1].email", "email", first),
                 _reading("staff[2].name_kana", "kana", "おの まなぶ"), _reading("staff[2].email", "email", second)]
 
     lone = page("o.ono@example.jpmy", "m.ono@sakura.example.jp")
-    corroborate.within_page(lone, SUFFIXES)
+    assert corroborate.emails([lone], SUFFIXES) == []
     assert not lone[1].evidence.sounds_right and not lone[3].evidence.sounds_right
     shared = page("o.ono@sakura.example.jp", "m.ono@sakura.example.jp")
-    corroborate.within_page(shared, SUFFIXES)
+    corroborate.emails([shared], SUFFIXES)
     assert shared[1].evidence.sounds_right and shared[3].evidence.sounds_right
+    application = [_reading("contact_email", "email", "info@sakura.example.jp")]
+    other_sheet = page("o.ono@sakura.example.jp", "")
+    assert corroborate.emails([application, other_sheet], SUFFIXES) == [other_sheet[1]]
+    assert other_sheet[1].evidence.sounds_right
 
 
 def test_sheets_of_one_item_vouch_for_their_shared_fields() -> None:
@@ -121,7 +127,9 @@ def test_readings_of_a_name_that_agree_with_its_kana_win_over_the_majority(read_
                TITLE: [_ocr(template.identity.title)]}
     out = {f.path: f for f in reader.finish(prepared, results)}
     assert normalize.compact(str(out["staff[1].name"].value)) == "小野修"
-    assert out["staff[1].name"].evidence.sounds_right and out["staff[1].email"].evidence.sounds_right
+    assert out["staff[1].name"].evidence.sounds_right
+    corroborate.emails([list(out.values())], SUFFIXES, vocabulary()["mail_domains"])  # with the item's sheets
+    assert out["staff[1].email"].evidence.sounds_right
 
 
 
