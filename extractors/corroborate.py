@@ -303,18 +303,21 @@ def _texts(readings: list[FieldReading]) -> dict[str, FieldReading]:
     return {r.path: r for r in readings if r.method == "ocr" and isinstance(r.value, str) and r.value}
 
 
-# Fields that several sheets of one set repeat.
-SHARED = ("facility_name", "address", "representative_name", "representative_title", "phone")
+# Fields that several sheets of one set repeat, by what they hold. An application and its pledge
+# are usually signed the same day: the two dates agreeing vouches for both (differing, for nothing).
+SHARED = {"facility_name": "facility_name", "address": "address", "representative_name": "representative_name",
+          "representative_title": "representative_title", "phone": "phone",
+          "application_date": "signed_on", "pledge_date": "signed_on"}
 
 
 def across_pages(pages: list[list[FieldReading]]) -> list[FieldReading]:
     """The same field read on two sheets of one item (a fax, a mail with its attachments): the
-    same value twice is corroborated. Returns the readings whose evidence changed."""
+    same value twice is corroborated (`SHARED`). Returns the readings whose evidence changed."""
     seen: dict[str, list[FieldReading]] = defaultdict(list)
     for readings in pages:
         for path, r in _texts(readings).items():
             if path in SHARED:
-                seen[path].append(r)
+                seen[SHARED[path]].append(r)
     changed: list[FieldReading] = []
     for group in seen.values():
         counts: dict[str, int] = defaultdict(int)

@@ -107,6 +107,15 @@ def test_sheets_of_one_item_vouch_for_their_shared_fields() -> None:
     assert not application[1].evidence.corroborated
 
 
+def test_an_application_and_its_pledge_signed_the_same_day_vouch_for_both_dates() -> None:
+    application = [_reading("application_date", "date", "2025-07-29")]
+    pledge = [_reading("pledge_date", "date", "2025-07-29")]
+    assert corroborate.across_pages([application, pledge]) == [application[0], pledge[0]]
+    assert application[0].evidence.corroborated and pledge[0].evidence.corroborated
+    later = [_reading("pledge_date", "date", "2025-08-01")]
+    assert corroborate.across_pages([[_reading("application_date", "date", "2025-07-29")], later]) == []
+
+
 def _ocr(text: str, conf: float = 90.0) -> ocr.Reading:
     return ocr.Reading(text, [ocr.Word(text, conf, (0, 0, 10, 10))])
 
