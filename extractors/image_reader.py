@@ -120,7 +120,8 @@ def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
     Every crop is read plain first, the crops of all pages of a setting in one Tesseract call per
     worker; only the crops whose plain reading is doubtful (`ImageReader.needs_more`) are read the
     other ways (enlarged, binarised) in a second call, and those still without a word once more each
-    on its own. Few calls for a whole batch, instead of several per page.
+    on its own (`lone_variants`, thickened strokes among them). Few calls for a whole batch,
+    instead of several per page.
     """
     plain = [ocr.Request(reader.settings_by_name[name], crops, reader.variants)
              for reader, page in pages for name, crops in page.crops.items()]
@@ -147,7 +148,7 @@ def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
         lost = {k: request.crops[k] for k in request.crops
                 if k != TITLE and not any(r.words for r in results[p][k])}
         if lost:
-            missed.append(ocr.Request(request.setting, lost, reader.variants + reader.more_variants, single=True))
+            missed.append(ocr.Request(request.setting, lost, reader.lone_variants, single=True))
             missed_owners.append(p)
     for p, found in zip(missed_owners, ocr.read_requests(missed, workers), strict=True):
         results[p] |= found
@@ -170,6 +171,7 @@ class ImageReader:
         self.forms_dir = Path(image.get("forms_dir") or FORMS_DIR)
         self.variants = tuple(image.get("variants", ["plain"]))
         self.more_variants = tuple(image.get("more_variants", []))
+        self.lone_variants = tuple(image.get("lone_variants", self.variants + self.more_variants))
         self.escalate_below = float(image.get("escalate_below", 1.01))
         self.specs = {s.path: s for s in template.fields}
         mm = self.dpi / 25.4

@@ -71,6 +71,16 @@ def test_dev_set_typed_pdfs_are_read_exactly_and_image_pages_classified(dev_set:
     assert stored and all(store.verify(p.name) for p in stored)
 
 
+def test_thin_print_on_a_clean_scan_is_read_not_left_empty(dev_set: Path, dev_run: DevRun) -> None:
+    """CHG-006 is a scan of a sheet typed in a thin Mincho: Tesseract finds no text in 遠藤 美紀 as
+    it is, so a crop with ink and no reading is read once more with its strokes widened."""
+    truth = next(t for t in load_jsonl(dev_set / "truth.jsonl")
+                 if t["set_id"] == "CHG-006" and t["degrade"] == "scan")
+    sheets = {(r["source"]["sha256"], r["source"]["page"]): r for r in load_jsonl(dev_run.export / "sheets.jsonl")}
+    name = sheets[(truth_sha(dev_set, truth["file"]), truth["page"])]["fields"]["changes[2].name"]
+    assert normalize.compact(name["value"]) == normalize.compact(truth["fields"]["changes[2].name"])
+
+
 def test_processing_the_same_folder_twice_adds_nothing(ctx: Context, tmp_path: Path) -> None:
     inbox = Path(__file__).resolve().parents[2] / "samples" / "inbox"
     first = process_paths(ctx, [inbox])
