@@ -69,6 +69,11 @@ def postal_code(raw: str | None) -> str:
 _HIRA_START, _KATA_START, _KATA_END = 0x3041, 0x30A1, 0x30F6
 
 
+def is_kanji(ch: str) -> bool:
+    """A kanji (CJK unified ideograph) or the repeat and abbreviation marks 々 〆."""
+    return "\u4e00" <= ch <= "\u9fff" or ch in "々〆"
+
+
 def kana(raw: str | None) -> str:
     """A reading folded to hiragana (katakana, half-width katakana; ー stays): for comparing.
 

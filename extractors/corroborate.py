@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
@@ -125,14 +125,10 @@ def _spellings() -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = defaultdict(set)
     for words in table.values():
         for word, entries in words.items():
-            if len(word) <= 4 and all(uses[ch] >= COMMON_KANJI_WORDS or not _is_kanji(ch) for ch in word):
+            if len(word) <= 4 and all(uses[ch] >= COMMON_KANJI_WORDS or not normalize.is_kanji(ch) for ch in word):
                 for yomi, _cond in entries:
                     out[yomi].add(word)
     return {yomi: frozenset(words) for yomi, words in out.items()}
-
-
-def _is_kanji(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff"
 
 
 def respell(written: str, kana: str, match: glyphs.Match = glyphs.USUAL) -> str | None:
@@ -141,7 +137,7 @@ def respell(written: str, kana: str, match: glyphs.Match = glyphs.USUAL) -> str 
     dictionary word of that reading it looks most like, keeping at least half its characters, when
     that word is clearly nearer than any other. None when there is no such spelling."""
     parts = unicodedata.normalize("NFKC", written).split()
-    sounds = [normalize.kana(_IGNORED.sub("", w)) for w in unicodedata.normalize("NFKC", kana).split()]
+    sounds = [_joined(w)[0] for w in unicodedata.normalize("NFKC", kana).split()]
     joiner = " " if len(parts) > 1 else ""
     if len(parts) == 1 and len(sounds) == 2:  # 森悠半 / もり ゆうと: cut where one side reads right
         word = parts[0]
@@ -282,9 +278,9 @@ def emails(pages: list[list[FieldReading]], suffixes: Iterable[str] = (),
     The name vouches only for the part before the @: the domain must be one many people use, or
     one another address of the item has too (staff of one facility share it), or the address is
     not vouched for. Returns the readings whose evidence changed."""
-    domains = [str(r.value).partition("@")[2] for readings in pages for r in readings
-               if r.kind == "email" and isinstance(r.value, str)]
-    vouched = set(known_domains) | {d for d in domains if d and domains.count(d) > 1}
+    domains = Counter(str(r.value).partition("@")[2] for readings in pages for r in readings
+                      if r.kind == "email" and isinstance(r.value, str))
+    vouched = set(known_domains) | {d for d, n in domains.items() if d and n > 1}
     changed: list[FieldReading] = []
     for readings in pages:
         by_path = _texts(readings)
@@ -305,9 +301,8 @@ def _texts(readings: list[FieldReading]) -> dict[str, FieldReading]:
 
 # Fields that several sheets of one set repeat, by what they hold. An application and its pledge
 # are usually signed the same day: the two dates agreeing vouches for both (differing, for nothing).
-SHARED = {"facility_name": "facility_name", "address": "address", "representative_name": "representative_name",
-          "representative_title": "representative_title", "phone": "phone",
-          "application_date": "signed_on", "pledge_date": "signed_on"}
+SHARED = {path: path for path in ("facility_name", "address", "representative_name", "representative_title", "phone")}
+SHARED |= {"application_date": "signed_on", "pledge_date": "signed_on"}
 
 
 def across_pages(pages: list[list[FieldReading]]) -> list[FieldReading]:

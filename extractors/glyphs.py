@@ -1,4 +1,5 @@
-"""How alike two characters look, for matching a misread value to a closed list.
+"""How alike two characters look, for taking a misread value for the word it looks like (an
+entry of a closed list, a dictionary spelling of a name's kana).
 
 Tesseract's slips keep the look of the character, not its code: 謙 for 護, 陸 for 院, 剤 read as 前.
 Counting such a slip as a whole wrong character (plain edit distance) leaves 大謙師 as far from
@@ -19,15 +20,27 @@ import numpy as np
 if TYPE_CHECKING:
     from PIL.ImageFont import FreeTypeFont
 
-FONT = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
+# Japanese gothic fonts of Debian's packages, the first one installed is used (the sample sheets
+# are drawn with it too: samples/generator.py).
+FONT_CANDIDATES = [
+    "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf",
+    "/usr/share/fonts/truetype/ipaexfont-gothic/ipaexg.ttf",
+    "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf",
+]
 SIZE = 32
+
+
+def gothic_font() -> str | None:
+    """The first installed of FONT_CANDIDATES."""
+    return next((p for p in FONT_CANDIDATES if Path(p).exists()), None)
 
 
 @lru_cache(maxsize=1)
 def _font() -> FreeTypeFont | None:
     from PIL import ImageFont
 
-    return ImageFont.truetype(str(FONT), SIZE) if FONT.exists() else None
+    path = gothic_font()
+    return ImageFont.truetype(path, SIZE) if path else None
 
 
 @lru_cache(maxsize=8192)

@@ -70,10 +70,6 @@ _LOOKALIKES = {"ニ": "二", "ロ": "口", "カ": "力", "エ": "工", "ハ": "�
 _KANA_ENDINGS = {"や": "也", "の": "乃"}
 
 
-def _kanji(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff" or ch in "々〆"
-
-
 def _katakana(ch: str) -> bool:
     return "\u30a1" <= ch <= "\u30fa"
 
@@ -85,9 +81,10 @@ def person_name(text: str) -> Repaired:
     for i, ch in enumerate(chars):
         before = chars[i - 1] if i > 0 else ""
         after = chars[i + 1] if i + 1 < len(chars) else ""
-        if ch in _KANA_ENDINGS and _kanji(before) and after in ("", " "):
+        if ch in _KANA_ENDINGS and normalize.is_kanji(before) and after in ("", " "):
             chars[i] = _KANA_ENDINGS[ch]
-        elif ch in _LOOKALIKES and (_kanji(before) or _kanji(after)) and not (_katakana(before) or _katakana(after)):
+        elif (ch in _LOOKALIKES and (normalize.is_kanji(before) or normalize.is_kanji(after))
+              and not (_katakana(before) or _katakana(after))):
             chars[i] = _LOOKALIKES[ch]
     value = "".join(chars)
     if value == base.value:

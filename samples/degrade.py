@@ -35,8 +35,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from renraku.extractors.glyphs import gothic_font
 from renraku.samples.generator import (
-    FONT_CANDIDATES,
     FilledSheet,
     hand_style,
     invent_change,
@@ -181,7 +181,7 @@ def fax_header(rng: random.Random, when: dt.datetime, fax_number: str, sender: s
 
 
 def _header_font(px: int) -> ImageFont.FreeTypeFont:
-    path = next((p for p in FONT_CANDIDATES if Path(p).exists()), None)
+    path = gothic_font()
     if path is None:
         raise RuntimeError("No Japanese font for the fax header: install fonts-ipaexfont-gothic")
     return ImageFont.truetype(path, px)

@@ -23,14 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from renraku.config import DEFAULT_TEMPLATES_DIR, PACKAGE_DIR
+from renraku.extractors.glyphs import gothic_font
 from renraku.extractors.templates import Template, load_templates
 
 FORMS_DIR = PACKAGE_DIR / "samples" / "forms"
-FONT_CANDIDATES = [
-    "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf",
-    "/usr/share/fonts/truetype/ipaexfont-gothic/ipaexg.ttf",
-    "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf",
-]
 # Handwriting-style Japanese TrueType fonts (Debian packages in brackets). reportlab embeds only
 # TrueType outlines, which all of these are; Style(font="hand") takes the first one installed.
 HAND_FONTS: dict[str, list[str]] = {
@@ -300,7 +296,7 @@ def _font() -> str:
     from reportlab.pdfbase.ttfonts import TTFont
 
     if "SampleGothic" not in pdfmetrics.getRegisteredFontNames():
-        path = next((p for p in FONT_CANDIDATES if Path(p).exists()), None)
+        path = gothic_font()
         if path is None:
             raise RuntimeError("No Japanese TrueType font: install fonts-ipaexfont-gothic")
         pdfmetrics.registerFont(TTFont("SampleGothic", path))
