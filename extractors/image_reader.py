@@ -119,7 +119,7 @@ def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
 
     Every crop is read plain first, the crops of all pages of a setting in one Tesseract call per
     worker; only the crops whose plain reading is doubtful (`ImageReader.needs_more`) are read the
-    other ways (enlarged, binarised) in a second call, and those still without a word once more each
+    other ways (alone, enlarged, binarised) in a second call, and those still without a word once more each
     on its own (`lone_variants`, thickened strokes among them). Few calls for a whole batch,
     instead of several per page.
     """
@@ -169,9 +169,9 @@ class ImageReader:
         self.lookalikes = set("".join(vocabulary.get("name_lookalikes", [])))
         self.match = glyphs.Match(**config.get("closed_lists", {}))
         self.forms_dir = Path(image.get("forms_dir") or FORMS_DIR)
-        self.variants = tuple(image.get("variants", ["plain"]))
-        self.more_variants = tuple(image.get("more_variants", []))
-        self.lone_variants = tuple(image.get("lone_variants", self.variants + self.more_variants))
+        self.variants = ocr.check_variants(image.get("variants", ["plain"]))
+        self.more_variants = ocr.check_variants(image.get("more_variants", []))
+        self.lone_variants = ocr.check_variants(image.get("lone_variants", self.variants + self.more_variants))
         self.escalate_below = float(image.get("escalate_below", 1.01))
         self.specs = {s.path: s for s in template.fields}
         mm = self.dpi / 25.4

@@ -1,0 +1,43 @@
+"""Crops read stacked and alone: one Tesseract process for both, each crop gets its own text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from renraku.config import Settings
+from renraku.errors import ConfigError
+from renraku.extractors import glyphs, ocr
+from renraku.extractors.fields import reading_config
+from renraku.extractors.image_reader import ImageReader, vocabulary
+
+
+def _line(text: str, size: int = 34) -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(glyphs.gothic_font(), size)
+    image = Image.new("L", (size * (len(text) + 1), size * 2), 255)
+    ImageDraw.Draw(image).text((size // 2, size // 3), text, font=font, fill=0)
+    return np.asarray(image)
+
+
+def test_stacked_and_alone_readings_come_from_one_process_and_keep_crops_apart(monkeypatch) -> None:
+    calls = []
+    real = ocr._tesseract
+
+    def counting(images, setting):
+        calls.append(len(images))
+        return real(images, setting)
+    monkeypatch.setattr(ocr, "_tesseract", counting)
+    crops = {"address": _line("栃木県宇都宮市本町"), "job": _line("看護師")}
+    found = ocr.read(crops, ocr.Setting("jpn", "jpn"), ["plain", "plain/alone"])
+    assert calls == [3]  # one canvas with both crops, and each crop on its own
+    assert [r.text for r in found["address"]] == ["栃木県宇都宮市本町"] * 2
+    assert [r.text for r in found["job"]] == ["看護師"] * 2
+
+
+def test_an_unknown_variant_in_the_reading_configuration_is_refused_by_name(templates) -> None:
+    config = reading_config(Settings().reading_config)
+    config = {**config, "image": {**config["image"], "more_variants": ["plain/alone", "larg"]}}
+    with pytest.raises(ConfigError, match="larg"):
+        ImageReader(templates[0], config, vocabulary())
