@@ -12,11 +12,13 @@ photos and handwriting), but specks and rules of neighbouring crops can throw it
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections import defaultdict
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -33,6 +35,10 @@ class Setting:
     psm: int = 6
     whitelist: str | None = None
     spaced: bool = False  # text with spaces between words (e-mail, Latin) rather than Japanese
+    more_langs: tuple[str, ...] = ()  # other models a doubtful crop is read with too
+
+    def with_lang(self, lang: str) -> Setting:
+        return dataclasses.replace(self, name=f"{self.name}@{lang}", lang=lang, more_langs=())
 
     def config(self) -> str:
         parts = [f"--psm {self.psm}", "-c preserve_interword_spaces=1"]  # psm 7: one line of text
@@ -129,6 +135,29 @@ def _scaled(crop: np.ndarray, factor: float) -> np.ndarray:
     import cv2
 
     return cv2.resize(crop, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+
+
+@lru_cache(maxsize=1)
+def installed_langs() -> frozenset[str]:
+    """Tesseract's models (pytesseract.get_languages leaves out capitalised script models)."""
+    import subprocess
+
+    import pytesseract
+
+    listing = subprocess.run([pytesseract.pytesseract.tesseract_cmd, "--list-langs"], capture_output=True,
+                             text=True, check=False).stdout
+    return frozenset(line.strip() for line in listing.splitlines()[1:] if line.strip())
+
+
+def check_langs(setting: Setting) -> Setting:
+    """A setting whose models are all installed; otherwise a ConfigError naming the missing one."""
+    from renraku.errors import ConfigError
+
+    missing = sorted({setting.lang, *setting.more_langs} - installed_langs())
+    if missing:
+        raise ConfigError(f"Tesseract model(s) {missing} of OCR setting {setting.name!r} are not installed "
+                          "(Debian: tesseract-ocr-jpn, tesseract-ocr-script-jpan for 'Japanese')")
+    return setting
 
 
 def _tesseract(images: list[np.ndarray], setting: Setting) -> Iterator[tuple[int, Word]]:

@@ -50,6 +50,8 @@ _LOOSE_DASHES = re.compile(r"^[ー一―‐−—─━\-\s「」|]+\s|\s[ー一
 # A lone kana or Latin letter standing apart at the end is a speck read as a character (a name's
 # one-character given name is a kanji and stays).
 _LOOSE_TAIL = re.compile(r"\s+[\u3041-\u30ffA-Za-z0-9]$")
+# The same standing apart at the start (a speck before やまゆり病院 read as 1).
+_LOOSE_HEAD = re.compile(r"^[\u3041-\u30ffA-Za-z0-9]\s+")
 
 
 def japanese_text(text: str) -> Repaired:
@@ -57,7 +59,7 @@ def japanese_text(text: str) -> Repaired:
     value, before = s, None
     while value != before:  # junk, rule dashes and specks, in whatever order they stand at the ends
         before = value
-        value = _LOOSE_TAIL.sub("", _LOOSE_DASHES.sub("", value))
+        value = _LOOSE_HEAD.sub("", _LOOSE_TAIL.sub("", _LOOSE_DASHES.sub("", value)))
         value, _ = trim_junk(value)
     return Repaired(value, ["trim"] if value != s else [], plausible=bool(value) and any(_cjk(c) for c in value))
 
@@ -153,9 +155,13 @@ def address(text: str, places: list[str]) -> Repaired:
 _LOOSE_KANA_TAIL = re.compile(r"\s[ーっゃゅょぁぃぅぇぉッャュョァィゥェォ]+$")
 
 
+# A speck between two kana read as a stop or a comma is the gap between family and given name.
+_KANA_SPECK = re.compile(r"(?<=[\u3041-\u30ff])\s*[.,'\"`、。，．]\s*(?=[\u3041-\u30ff])")
+
+
 def kana(text: str) -> Repaired:
     s = normalize.text(text)
-    value, _ = trim_junk(_LOOSE_KANA_TAIL.sub("", _LOOSE_DASHES.sub("", s)))
+    value, _ = trim_junk(_KANA_SPECK.sub(" ", _LOOSE_KANA_TAIL.sub("", _LOOSE_DASHES.sub("", s))))
     repairs = ["trim"] if value != s.strip() else []
     fixed = value.replace("一", "ー").replace("ｰ", "ー")
     if fixed != value:

@@ -41,3 +41,9 @@ def test_an_unknown_variant_in_the_reading_configuration_is_refused_by_name(temp
     config = {**config, "image": {**config["image"], "more_variants": ["plain/alone", "larg"]}}
     with pytest.raises(ConfigError, match="larg"):
         ImageReader(templates[0], config, vocabulary())
+
+
+def test_a_missing_ocr_model_is_named_with_its_package(templates, monkeypatch) -> None:
+    monkeypatch.setattr(ocr, "installed_langs", lambda: frozenset({"jpn", "eng", "osd"}))
+    with pytest.raises(ConfigError, match="tesseract-ocr-script-jpan"):
+        ImageReader(templates[0], reading_config(Settings().reading_config), vocabulary())

@@ -47,6 +47,12 @@ def test_junk_dashes_and_specks_at_the_end_go_in_any_order() -> None:
     assert repair.kana("すずらんでいさーびすせんたー ーッ").value == "すずらんでいさーびすせんたー"
 
 
+def test_a_speck_standing_apart_at_the_start_or_between_kana_goes() -> None:
+    assert repair.japanese_text("1 やまゆり病院").value == "やまゆり病院"
+    assert repair.japanese_text("第1 ひまわり荘").value == "第1 ひまわり荘"  # not standing apart: kept
+    assert repair.kana("きくち.けんいち").value == "きくち けんいち"
+
+
 @pytest.mark.parametrize(("read", "meant"), [
     ("大謙師", "看護師"),              # 謙 looks like 護: plain edit distance saw one right character of three
     ("事務時", "事務職員"),
