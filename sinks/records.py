@@ -75,7 +75,8 @@ def record_document(session: Session, result: DocumentResult, *, channel: str, b
 
 def sheet_view(sheet: m.Sheet) -> SheetView:
     return SheetView(key=sheet.id, form_id=sheet.form_id, values={f.path: f.value for f in sheet.fields},
-                     raw={f.path: f.raw for f in sheet.fields})
+                     raw={f.path: f.raw for f in sheet.fields},
+                     doubtful=frozenset(f.path for f in sheet.fields if f.needs_review))
 
 
 def application_view(app: m.Application) -> ApplicationView:

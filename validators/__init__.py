@@ -39,6 +39,7 @@ class SheetView:
     form_id: str
     values: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, str] = field(default_factory=dict)  # what was read before normalisation
+    doubtful: frozenset[str] = frozenset()  # paths flagged for review that no person has checked yet
 
     def get(self, path: str) -> Any:
         value = self.values.get(path)

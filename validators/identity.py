@@ -47,6 +47,14 @@ def names_match(a: str, b: str, config: dict[str, Any]) -> bool:
     return len(ka) == len(kb) and Levenshtein.distance(ka, kb) <= allowed
 
 
+def names_near(a: str, b: str, config: dict[str, Any]) -> bool:
+    """Alike enough that a misreading could explain the difference (本町肪問外裏ステーション and
+    本町訪問看護ステーション), though too far apart for `names_match`."""
+    ka, kb = facility_key(a, config), facility_key(b, config)
+    near = float(config.get("facility", {}).get("doubtful_similarity", 0.5))
+    return bool(ka and kb) and Levenshtein.normalized_similarity(ka, kb) >= near
+
+
 @dataclass(frozen=True)
 class FacilityIdentity:
     name: str = ""

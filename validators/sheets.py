@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from renraku.validators import ApplicationView, Finding, RuleContext, rule, sheet_name
-from renraku.validators.identity import names_match
+from renraku.validators.identity import names_match, names_near
 
 
 @rule("missing_sheet")
@@ -25,8 +25,11 @@ def facility_mismatch(app: ApplicationView, _ctx: RuleContext, config: dict[str,
         return
     reference = next((s for s in named if s.form_id == "usage_application"), named[0])
     for sheet in named:
-        if sheet is reference or names_match(sheet.values["facility_name"], reference.values["facility_name"], config):
+        name, other = sheet.values["facility_name"], reference.values["facility_name"]
+        if sheet is reference or names_match(name, other, config):
             continue
+        if "facility_name" in sheet.doubtful | reference.doubtful and names_near(name, other, config):
+            continue  # likelier a misreading, already flagged: judged once a person has checked it
         yield Finding("facility_mismatch", "error",
                       f"{sheet_name(sheet.form_id, config)}の施設名「{sheet.values['facility_name']}」が"
                       f"{sheet_name(reference.form_id, config)}の「{reference.values['facility_name']}」と違います",

@@ -105,6 +105,20 @@ def test_a_field_flagged_for_review_must_be_checked_before_approval(ctx: Context
         approve(s, app_with_bad_email, BOSS)
 
 
+def test_a_doubtful_facility_name_is_called_a_mismatch_only_once_a_person_has_checked_it(
+        ctx: Context, app_with_bad_email: int) -> None:
+    with ctx.sessions.begin() as s:
+        name = s.scalars(select(m.Field).where(m.Field.path == "facility_name").join(m.Sheet)
+                         .where(m.Sheet.form_id == "facility_pledge")).one()
+        fid, misread = name.id, name.value[:1] + "肪裏" + name.value[3:]
+        name.value, name.needs_review, name.confidence = misread, True, 0.3
+        correct_field(s, field_id(ctx, "staff[1].email"), "kato.yumi@motegi.example.jp", CLERK)  # re-runs the rules
+    assert "facility_mismatch" not in [rule for rule, _f, _b in findings(ctx, app_with_bad_email)]
+    with ctx.sessions.begin() as s:
+        correct_field(s, fid, misread, CLERK)  # the clerk confirms the name as read
+    assert ("facility_mismatch", "facility_name", True) in findings(ctx, app_with_bad_email)
+
+
 def test_tampering_with_the_audit_log_is_detected(ctx: Context, app_with_bad_email: int,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     with ctx.sessions.begin() as s:

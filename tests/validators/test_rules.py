@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from copy import deepcopy
 
@@ -98,6 +99,19 @@ def test_missing_sheet() -> None:
 def test_facility_mismatch(other: str, mismatch: bool) -> None:
     app = new_set(**{"facility_pledge:facility_name": other})
     assert (("facility_mismatch", "facility_name") in found(app)) is mismatch
+
+
+def test_a_doubtful_name_near_the_other_waits_for_a_person() -> None:
+    misread = new_set(**{"facility_pledge:facility_name": "茂木肪問外裏ステーション"})
+    assert ("facility_mismatch", "facility_name") in found(misread)  # read with confidence: a mismatch
+
+    def doubted(app: ApplicationView) -> ApplicationView:
+        return dataclasses.replace(app, sheets=[
+            dataclasses.replace(s, doubtful=frozenset({"facility_name"})) if s.form_id == "facility_pledge" else s
+            for s in app.sheets])
+    assert ("facility_mismatch", "facility_name") not in found(doubted(misread))
+    other = new_set(**{"facility_pledge:facility_name": "ひまわり歯科医院"})
+    assert ("facility_mismatch", "facility_name") in found(doubted(other))  # no misreading explains it
 
 
 def test_similar_names_of_different_branches_do_not_match() -> None:
