@@ -271,8 +271,9 @@ class ImageReader:
             r.confidence = confidence(r.evidence)
 
     def _vote_domains(self, emails: list[FieldReading]) -> None:
-        """Staff of one facility mostly share a mail domain: a domain a slip away from the one two
-        or more other addresses on the page agree on is taken to be that one (and counted a repair)."""
+        """Staff of one facility mostly share a mail domain: a domain a slip away from one that more
+        addresses on the page give (two at least) is taken to be that one (and counted a repair).
+        Two against two is no majority: both stay as read."""
         from collections import Counter
 
         from rapidfuzz.distance import Levenshtein
@@ -283,7 +284,7 @@ class ImageReader:
             if not at:
                 continue
             for common, n in domains.most_common():
-                if common != domain and n >= 2 and Levenshtein.distance(domain, common) <= 2:
+                if common != domain and n >= 2 and n > domains[domain] and Levenshtein.distance(domain, common) <= 2:
                     r.value = f"{local}@{common}"
                     r.evidence.repairs += 1
                     r.confidence = confidence(r.evidence)
