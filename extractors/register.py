@@ -250,15 +250,10 @@ def find_paper(gray: np.ndarray) -> np.ndarray | None:
     biggest = max(contours, key=cv2.contourArea)
     if cv2.contourArea(biggest) < 0.2 * small.shape[0] * small.shape[1]:
         return None
-    quad = None
-    peri = cv2.arcLength(biggest, True)
-    for eps in (0.01, 0.02, 0.03, 0.05):
-        approx = cv2.approxPolyDP(biggest, eps * peri, True)
-        if len(approx) == 4 and cv2.isContourConvex(approx):
-            quad = approx.reshape(4, 2).astype(np.float64) / scale
-            break
+    quad = _quad_from_sides(biggest)
     if quad is None:
         return None
+    quad = quad / scale
     # Order: the paper's long sides run top to bottom (A4 portrait); 180° is left to the fit.
     c = quad.mean(axis=0)
     quad = quad[np.argsort(np.arctan2(quad[:, 1] - c[1], quad[:, 0] - c[0]))]  # clockwise from left-top-ish
@@ -267,6 +262,60 @@ def find_paper(gray: np.ndarray) -> np.ndarray | None:
     top, left = np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[3] - quad[0])
     if top > left:  # the photo shows the sheet lying sideways
         quad = np.roll(quad, 1, axis=0)
+    return quad
+
+
+def _straight_runs(segments: list[tuple[np.ndarray, np.ndarray]],
+                   max_turn_deg: float = 12.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Consecutive segments of an outline that run the same way, as one side (a slightly bowed
+    edge of paper comes out of the polygon approximation in several pieces)."""
+    def angle(seg: tuple[np.ndarray, np.ndarray]) -> float:
+        d = seg[1] - seg[0]
+        return float(np.degrees(np.arctan2(d[1], d[0])))
+
+    def turn(a: float, b: float) -> float:
+        return abs((a - b + 180) % 360 - 180)
+
+    # start at a sharp turn, so that no side is split across the start of the list
+    n = len(segments)
+    start = max(range(n), key=lambda i: turn(angle(segments[i - 1]), angle(segments[i])))
+    ordered = segments[start:] + segments[:start]
+    runs = [ordered[0]]
+    for seg in ordered[1:]:
+        if turn(angle(runs[-1]), angle(seg)) < max_turn_deg:
+            runs[-1] = (runs[-1][0], seg[1])
+        else:
+            runs.append(seg)
+    return runs
+
+
+def _quad_from_sides(contour: np.ndarray) -> np.ndarray | None:
+    """The paper's corners where its four longest straight sides meet. A shadow over a corner (the
+    phone's, a hand's) bites it out of the outline; the sides on either side of it still show
+    where the corner is."""
+    peri = cv2.arcLength(contour, True)
+    poly = cv2.approxPolyDP(contour, 0.01 * peri, True).reshape(-1, 2).astype(np.float64)
+    if len(poly) < 4:
+        return None
+    sides = _straight_runs([(poly[i], poly[(i + 1) % len(poly)]) for i in range(len(poly))])
+    if len(sides) < 4:
+        return None
+    longest = sorted(sorted(range(len(sides)), key=lambda i: -np.linalg.norm(sides[i][1] - sides[i][0]))[:4])
+    if sum(np.linalg.norm(sides[i][1] - sides[i][0]) for i in longest) < 0.6 * peri:
+        return None  # no four clear sides: not a sheet of paper
+    corners = []
+    for a, b in zip(longest, longest[1:] + longest[:1], strict=True):
+        (p1, p2), (p3, p4) = sides[a], sides[b]
+        d1, d2 = p2 - p1, p4 - p3
+        det = d1[0] * -d2[1] - d1[1] * -d2[0]
+        if abs(det) < 1e-6 * np.linalg.norm(d1) * np.linalg.norm(d2):
+            return None  # two of the sides run parallel: not four sides of one sheet
+        t = ((p3 - p1)[0] * -d2[1] - (p3 - p1)[1] * -d2[0]) / det
+        corners.append(p1 + t * d1)
+    quad = np.array(corners)
+    area = cv2.contourArea(quad.astype(np.float32))
+    if not cv2.isContourConvex(quad.astype(np.float32)) or not 0.95 <= area / cv2.contourArea(contour) <= 1.5:
+        return None  # the corners do not hold the paper (a bitten corner adds, it never takes away)
     return quad
 
 

@@ -12,7 +12,7 @@ import pytest
 from renraku.extractors import ink as inks
 from renraku.extractors import ocr
 from renraku.extractors.image_reader import FORMS_DIR
-from renraku.extractors.register import find_lines, prepare, rectify, register
+from renraku.extractors.register import find_lines, find_paper, prepare, rectify, register
 from renraku.pipeline.images import load_image_pages
 from renraku.pipeline.pages import TIFF, load_pages, sniff_media_type
 from renraku.pipeline.read import ReadContext, open_document, page_pool, read_opened, read_page
@@ -66,6 +66,18 @@ def test_a_phone_photo_is_found_on_the_table_and_read(read_ctx) -> None:
     values = {r.path: r.value for r in result.readings}
     assert values["seal"] is sheets[2].truth["seal"]
     assert values["pledge_date"] == sheets[2].truth["pledge_date"]
+
+
+def test_a_sheet_whose_corner_lies_in_a_shadow_is_still_found_whole() -> None:
+    import cv2
+
+    table = np.full((2000, 1500), 95, np.uint8)
+    corners = np.array([[260, 150], [1290, 180], [1230, 1850], [200, 1820]], np.float64)  # TL, TR, BR, BL
+    cv2.fillConvexPoly(table, corners.astype(np.int32), 225)
+    cv2.circle(table, (1200, 1760), 230, 105, -1)  # a phone's shadow over the bottom-right corner
+    found = find_paper(table)
+    assert found is not None
+    assert np.abs(found - corners).max() < 12  # px: the bitten corner where its two sides meet
 
 
 def test_marks_and_empty_boxes_on_a_scan(read_ctx) -> None:
