@@ -81,6 +81,18 @@ def stack(crops: Sequence[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int]
     return canvas, bands
 
 
+def _on_line(word: Word, line: list[Word], unit: float) -> bool:
+    """Whether a word stands on a line: its centre near the line's, or its height mostly within the
+    line's (a speck above a character makes its box tall, and its centre high: サー of けやきデイ
+    サービスセンター would otherwise start a line of its own, and come first)."""
+    centre = (word.box[1] + word.box[3]) / 2
+    if abs(centre - np.mean([(x.box[1] + x.box[3]) / 2 for x in line])) < 0.6 * unit:
+        return True
+    top, bottom = float(np.median([x.box[1] for x in line])), float(np.median([x.box[3] for x in line]))
+    overlap = min(word.box[3], bottom) - max(word.box[1], top)
+    return overlap >= 0.8 * min(word.box[3] - word.box[1], bottom - top)
+
+
 def _join(words: list[Word], spaced: bool) -> str:
     """Words of one crop as text: lines top to bottom; a space only where the gap is wide."""
     if not words:
@@ -89,8 +101,7 @@ def _join(words: list[Word], spaced: bool) -> str:
     unit = float(np.median(heights)) or 1.0
     lines: list[list[Word]] = []
     for w in sorted(words, key=lambda w: ((w.box[1] + w.box[3]) / 2, w.box[0])):
-        cy = (w.box[1] + w.box[3]) / 2
-        if lines and abs(cy - np.mean([(x.box[1] + x.box[3]) / 2 for x in lines[-1]])) < 0.6 * unit:
+        if lines and _on_line(w, lines[-1], unit):
             lines[-1].append(w)
         else:
             lines.append([w])

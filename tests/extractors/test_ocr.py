@@ -68,3 +68,12 @@ def test_a_mail_domain_slip_is_mended_by_the_majority_of_the_page_only(templates
     reader._vote_domains(tie)
     assert [r.value.partition("@")[2] for r in tie] == ["honcho-78.example.jp"] * 2 + ["honcho-78example.jp"] * 2
     assert all(r.evidence.repairs == 0 for r in tie)  # two against two: each stays as read
+
+
+def test_a_word_made_tall_by_a_speck_above_it_stays_in_its_place() -> None:
+    words = [ocr.Word("けやき", 90, (5, 38, 82, 63)), ocr.Word("ディ", 94, (93, 36, 138, 63)),
+             ocr.Word("サー", 88, (152, 1, 202, 63)),  # a speck above サ: its box reaches the top
+             ocr.Word("ビス", 87, (211, 36, 259, 62)), ocr.Word("センター", 96, (266, 38, 376, 63))]
+    assert ocr._join(words, spaced=False) == "けやきディサービスセンター"
+    two_lines = [ocr.Word("栃木県宇都宮市", 90, (0, 0, 200, 25)), ocr.Word("本町ビル", 90, (0, 40, 110, 64))]
+    assert ocr._join(two_lines, spaced=False) == "栃木県宇都宮市 本町ビル"
