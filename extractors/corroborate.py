@@ -26,6 +26,8 @@ from renraku.extractors.fields import FieldReading
 
 _VOICED = str.maketrans("かきくけこさしすせそたちつてとはひふへほ", "がぎぐげござじずぜぞだぢづでどばびぶべぼ")
 _SEMI = str.maketrans("はひふへほ", "ぱぴぷぺぽ")
+_UNVOICED = str.maketrans("がぎぐげござじずぜぞだぢづでどばびぶべぼぱぴぷぺぽ",
+                          "かきくけこさしすせそたちつてとはひふへほはひふへほ")
 _IGNORED = re.compile(r"[\s・･、,.．。()（）「」\-‐－]")
 
 
@@ -43,8 +45,12 @@ def _words(char: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple((word, tuple({yomi for yomi, _cond in entries})) for word, entries in table.items())
 
 
-def _sound_changes(yomi: str, first: bool) -> set[str]:
-    """A reading as it may sound inside a compound: voiced (さき → ざき), with a glottal stop (がく → がっ)."""
+def _sound_changes(yomi: str, first: bool, yomis: Iterable[str] = ()) -> set[str]:
+    """A reading as it may sound inside a compound: voiced (さき → ざき), with a glottal stop (がく → がっ).
+    At a word's start a reading the dictionary lists voiced beside its plain form (高: たか and だか,
+    from 名高い) is not heard: 高橋 is never だかはし; 馬場 (ばば) keeps its ば, there being no は."""
+    if first and yomi and yomi[0].translate(_UNVOICED) != yomi[0] and yomi[0].translate(_UNVOICED) + yomi[1:] in yomis:
+        return set()
     out = {yomi}
     if not first and yomi:
         out |= {yomi[0].translate(_VOICED) + yomi[1:], yomi[0].translate(_SEMI) + yomi[1:]}
@@ -100,7 +106,7 @@ def _matches(w: str, k: str, w_starts: frozenset[int] = frozenset(), k_starts: f
             if not w.startswith(word, i):
                 continue
             for yomi in yomis:
-                for y in _sound_changes(yomi, first=j == 0 or i in w_starts or j in k_starts):
+                for y in _sound_changes(yomi, j == 0 or i in w_starts or j in k_starts, yomis):
                     if y and k.startswith(y, j):
                         todo.append((i + len(word), j + len(y)))
     return False

@@ -23,6 +23,7 @@ SUFFIXES = ["dr", "ns", "ji"]
     ("芳賀町地域包括支援センター", "はがまちちいきほうかつしえんせんたー"),
     ("医療法人さくら会 さくら在宅クリニック", "さくらざいたくくりにっく"),  # legal entity left out
     ("やまゆり訪問看護ステーション", "やまゆりほうもんかんごすてーしょん"),
+    ("馬場 誠", "ばば まこと"), ("伊達 学", "だて まなぶ"),  # voiced from the first sound, by nature
 ])
 def test_a_name_reads_as_its_kana(written: str, kana: str) -> None:
     assert corroborate.reads_as(written, kana) is True
@@ -33,6 +34,7 @@ def test_a_name_reads_as_its_kana(written: str, kana: str) -> None:
     ("木村 友寺", "きむら ともみ"), ("太田 軸", "おおた つばさ"),
     ("小野 修", "おの おさ"),  # the kana lost a character
     ("君島 和子", "きみしま がずこ"), ("田中太郎", "たなか だろう"),  # a word's first sound is never voiced
+    ("高橋 翔太", "だかはし しょうだ"),  # nor when the dictionary lists 高 as だか too (名高い)
 ])
 def test_an_ocr_slip_breaks_the_match(misread: str, kana: str) -> None:
     assert corroborate.reads_as(misread, kana) is False
