@@ -144,6 +144,18 @@ def test_readings_of_a_name_that_agree_with_its_kana_win_over_the_majority(read_
 
 
 
+def test_the_name_cannot_vouch_for_a_voicing_mark_the_kana_could_do_without() -> None:
+    """子 reads こ and (団子) ご: a speck by こ gives はなご, which 花子 seems to allow."""
+    page = [_reading("staff[1].name", "name", "小野 花子"), _reading("staff[1].name_kana", "kana", "おの はなご"),
+            _reading("staff[2].name", "name", "松本 学"), _reading("staff[2].name_kana", "kana", "まっもと まなぶ"),
+            _reading("staff[3].name", "name", "佐藤 健一"), _reading("staff[3].name_kana", "kana", "さとう けんいち")]
+    corroborate.within_page(page)
+    ev = {r.path: r.evidence for r in page}
+    assert ev["staff[1].name"].sounds_right and not ev["staff[1].name_kana"].sounds_right
+    assert ev["staff[2].name"].sounds_right and not ev["staff[2].name_kana"].sounds_right
+    assert ev["staff[3].name"].sounds_right and ev["staff[3].name_kana"].sounds_right
+
+
 def test_the_kana_cannot_vouch_for_a_glyph_that_sounds_like_another(read_ctx) -> None:
     """太朗 for 太郎: the kana fits either, so a name holding such a glyph is not made sure by it."""
     template = read_ctx.template("staff_registration")
