@@ -171,19 +171,14 @@ def check_langs(setting: Setting) -> Setting:
     return setting
 
 
-def _tesseract(images: list[np.ndarray], setting: Setting) -> Iterator[tuple[int, Word]]:
-    """Read images with one Tesseract process (the model is loaded once): (image index, word)."""
+def _tesseract(paths: list[str], setting: Setting) -> Iterator[tuple[int, Word]]:
+    """Read image files with one Tesseract process (the model is loaded once): (image index, word)."""
     import tempfile
 
-    import cv2
     import pytesseract
 
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one core per page: pages run in parallel
     with tempfile.TemporaryDirectory(prefix="renraku-ocr-") as tmp:
-        paths = []
-        for i, image in enumerate(images):
-            paths.append(os.path.join(tmp, f"{i}.png"))
-            cv2.imwrite(paths[-1], image)
         listing = os.path.join(tmp, "images.txt")
         with open(listing, "w") as fh:
             fh.write("\n".join(paths) + "\n")
@@ -211,7 +206,7 @@ class Request:
 class _Image:
     request: int
     variant: int
-    pixels: np.ndarray
+    path: str  # the image file: written as soon as made, so that a batch's images are not all in memory
     bands: list[tuple[Hashable, int, int]]  # crop key and its rows on the image (top, bottom)
     offset: int  # left margin of the crops on the image
 
@@ -229,21 +224,27 @@ def check_variants(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _images(i: int, request: Request) -> list[_Image]:
+def _images(i: int, request: Request, folder: str) -> list[_Image]:
     import cv2
+
+    def saved(pixels: np.ndarray, v: int, n: int) -> str:
+        path = os.path.join(folder, f"{i}-{v}-{n}.png")
+        cv2.imwrite(path, pixels)
+        return path
 
     keys = list(request.crops)
     out = []
     for v, name in enumerate(request.variants):
         transform = VARIANTS[name.removesuffix(ALONE)]
         if request.single or name.endswith(ALONE):
-            for k in keys:
+            for n, k in enumerate(keys):
                 padded = cv2.copyMakeBorder(transform(request.crops[k]), PAD, PAD, PAD, PAD,
                                             cv2.BORDER_CONSTANT, value=255)
-                out.append(_Image(i, v, padded, [(k, PAD, padded.shape[0] - PAD)], PAD))
+                out.append(_Image(i, v, saved(padded, v, n), [(k, PAD, padded.shape[0] - PAD)], PAD))
         else:
             canvas, layout = stack([transform(request.crops[k]) for k in keys])
-            out.append(_Image(i, v, canvas, [(k, b0, b1) for k, (b0, b1) in zip(keys, layout, strict=True)], PAD))
+            bands = [(k, b0, b1) for k, (b0, b1) in zip(keys, layout, strict=True)]
+            out.append(_Image(i, v, saved(canvas, v, 0), bands, PAD))
     return out
 
 
@@ -255,12 +256,23 @@ def read_requests(requests: Sequence[Request], workers: int = 1) -> list[dict[Ha
     page's crops) and Tesseract reads each image of a list on its own, so the readings do not depend
     on `workers`. Returns, per request, one reading per variant for each crop.
     """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="renraku-ocr-") as folder:
+        images: dict[Setting, list[_Image]] = {}
+        for i, request in enumerate(requests):
+            if request.crops:
+                images.setdefault(request.setting, []).extend(_images(i, request, folder))
+        words = _read_images(images, workers)
+    return [{k: [Reading(_join(words[(i, v, k)], r.setting.spaced), words[(i, v, k)]) for v in range(len(r.variants))]
+             for k in r.crops} for i, r in enumerate(requests)]
+
+
+def _read_images(images: dict[Setting, list[_Image]], workers: int) -> dict[tuple[int, int, Hashable], list[Word]]:
+    """Every image read with its setting, `workers` Tesseract processes at a time; each word given
+    to the crop whose band holds its centre, in the crop's own coordinates."""
     from concurrent.futures import ThreadPoolExecutor
 
-    images: dict[Setting, list[_Image]] = {}
-    for i, request in enumerate(requests):
-        if request.crops:
-            images.setdefault(request.setting, []).extend(_images(i, request))
     words: dict[tuple[int, int, Hashable], list[Word]] = defaultdict(list)
     jobs = []
     for setting, items in images.items():
@@ -270,7 +282,7 @@ def read_requests(requests: Sequence[Request], workers: int = 1) -> list[dict[Ha
 
     def run(job: tuple[Setting, list[_Image]]) -> list[tuple[_Image, Word]]:
         setting, chunk = job
-        return [(chunk[j], w) for j, w in _tesseract([im.pixels for im in chunk], setting)]
+        return [(chunk[j], w) for j, w in _tesseract([im.path for im in chunk], setting)]
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:  # the work is in the subprocesses
         for found in threads.map(run, jobs):
@@ -282,8 +294,7 @@ def read_requests(requests: Sequence[Request], workers: int = 1) -> list[dict[Ha
                         words[(image.request, image.variant, key)].append(
                             Word(word.text, word.conf, (x0 - image.offset, y0 - b0, x1 - image.offset, y1 - b0)))
                         break
-    return [{k: [Reading(_join(words[(i, v, k)], r.setting.spaced), words[(i, v, k)]) for v in range(len(r.variants))]
-             for k in r.crops} for i, r in enumerate(requests)]
+    return words
 
 
 def read(crops: dict[Hashable, np.ndarray], setting: Setting,
