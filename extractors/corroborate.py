@@ -323,16 +323,28 @@ def _texts(readings: list[FieldReading]) -> dict[str, FieldReading]:
 # are usually signed the same day: the two dates agreeing vouches for both (differing, for nothing).
 SHARED = {path: path for path in ("facility_name", "address", "representative_name", "representative_title", "phone")}
 SHARED |= {"application_date": "signed_on", "pledge_date": "signed_on"}
+# The contact person of an application is mostly one of the staff it registers: their name and
+# address read on the other sheet vouch for the contact's (and the other way round).
+_ROW_PERSON = re.compile(r"(?:staff\[\d+\]\.|contact_)(name|email)")
+
+
+def _shared_key(path: str) -> str | None:
+    if path in SHARED:
+        return SHARED[path]
+    person = _ROW_PERSON.fullmatch(path)
+    return f"person_{person.group(1)}" if person else None
 
 
 def across_pages(pages: list[list[FieldReading]]) -> list[FieldReading]:
-    """The same field read on two sheets of one item (a fax, a mail with its attachments): the
-    same value twice is corroborated (`SHARED`). Returns the readings whose evidence changed."""
+    """The same field read on two sheets of one item (a fax, a mail with its attachments), or the
+    contact person among the staff: the same value twice is corroborated (`SHARED`, `_ROW_PERSON`).
+    Returns the readings whose evidence changed."""
     seen: dict[str, list[FieldReading]] = defaultdict(list)
     for readings in pages:
         for path, r in _texts(readings).items():
-            if path in SHARED:
-                seen[SHARED[path]].append(r)
+            key = _shared_key(path)
+            if key is not None:
+                seen[key].append(r)
     changed: list[FieldReading] = []
     for group in seen.values():
         counts: dict[str, int] = defaultdict(int)

@@ -109,6 +109,18 @@ def test_sheets_of_one_item_vouch_for_their_shared_fields() -> None:
     assert not application[1].evidence.corroborated
 
 
+def test_the_contact_person_among_the_staff_vouches_for_both_readings() -> None:
+    application = [_reading("contact_name", "name", "加藤 由美"),
+                   _reading("contact_email", "email", "kato.yumi@motegi.example.jp")]
+    staff = [_reading("staff[1].name", "name", "木村 航"),
+             _reading("staff[1].email", "email", "kimura@mail.example.jp"),
+             _reading("staff[2].name", "name", "加藤由美"),
+             _reading("staff[2].email", "email", "kato.yumi@motegi.example.jp")]
+    changed = corroborate.across_pages([application, staff])
+    assert {r.path for r in changed} == {"contact_name", "contact_email", "staff[2].name", "staff[2].email"}
+    assert all(r.evidence.corroborated for r in changed) and not staff[0].evidence.corroborated
+
+
 def test_an_application_and_its_pledge_signed_the_same_day_vouch_for_both_dates() -> None:
     application = [_reading("application_date", "date", "2025-07-29")]
     pledge = [_reading("pledge_date", "date", "2025-07-29")]
