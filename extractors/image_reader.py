@@ -149,7 +149,7 @@ def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
         lost = {k: request.crops[k] for k in request.crops
                 if k != TITLE and not any(r.words for r in results[p][k])}
         if lost:
-            missed.append(ocr.Request(request.setting, lost, reader.lone_variants, single=True))
+            missed.append(ocr.Request(request.setting, lost, ocr.alone(reader.lone_variants)))
             missed_owners.append(p)
     for p, found in zip(missed_owners, ocr.read_requests(missed, workers), strict=True):
         results[p] |= found

@@ -172,18 +172,16 @@ def check_langs(setting: Setting) -> Setting:
 
 
 def _tesseract(paths: list[str], setting: Setting) -> Iterator[tuple[int, Word]]:
-    """Read image files with one Tesseract process (the model is loaded once): (image index, word)."""
-    import tempfile
-
+    """Read image files with one Tesseract process (the model is loaded once): (image index, word).
+    The list of files is written beside the first of them."""
     import pytesseract
 
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one core per page: pages run in parallel
-    with tempfile.TemporaryDirectory(prefix="renraku-ocr-") as tmp:
-        listing = os.path.join(tmp, "images.txt")
-        with open(listing, "w") as fh:
-            fh.write("\n".join(paths) + "\n")
-        data = pytesseract.image_to_data(listing, lang=setting.lang, config=setting.config(),
-                                         output_type=pytesseract.Output.DICT)
+    listing = paths[0] + ".list"
+    with open(listing, "w") as fh:
+        fh.write("\n".join(paths) + "\n")
+    data = pytesseract.image_to_data(listing, lang=setting.lang, config=setting.config(),
+                                     output_type=pytesseract.Output.DICT)
     for page, text, conf, x, y, w, h in zip(data["page_num"], data["text"], data["conf"], data["left"], data["top"],
                                             data["width"], data["height"], strict=True):
         text = str(text).strip()
@@ -193,13 +191,12 @@ def _tesseract(paths: list[str], setting: Setting) -> Iterator[tuple[int, Word]]
 
 @dataclass
 class Request:
-    """Crops of one page read one way: stacked on a canvas per variant, or (`single`) each crop on
-    its own image, for crops a stacked reading missed."""
+    """Crops of one page read with one setting, once per variant: stacked on a canvas, or each crop
+    on an image of its own for a variant named `…/alone`."""
 
     setting: Setting
     crops: dict[Hashable, np.ndarray]
     variants: tuple[str, ...] = ("plain",)
-    single: bool = False
 
 
 @dataclass
@@ -212,6 +209,11 @@ class _Image:
 
 
 ALONE = "/alone"  # variant suffix: each crop on its own image rather than stacked
+
+
+def alone(names: Sequence[str]) -> tuple[str, ...]:
+    """The same variants, each crop on an image of its own."""
+    return tuple(n if n.endswith(ALONE) else n + ALONE for n in names)
 
 
 def check_variants(names: Sequence[str]) -> tuple[str, ...]:
@@ -236,7 +238,7 @@ def _images(i: int, request: Request, folder: str) -> list[_Image]:
     out = []
     for v, name in enumerate(request.variants):
         transform = VARIANTS[name.removesuffix(ALONE)]
-        if request.single or name.endswith(ALONE):
+        if name.endswith(ALONE):
             for n, k in enumerate(keys):
                 padded = cv2.copyMakeBorder(transform(request.crops[k]), PAD, PAD, PAD, PAD,
                                             cv2.BORDER_CONSTANT, value=255)
