@@ -49,7 +49,8 @@ def _sound_changes(yomi: str, first: bool, yomis: Iterable[str] = ()) -> set[str
     """A reading as it may sound inside a compound: voiced (さき → ざき), with a glottal stop (がく → がっ).
     At a word's start a reading the dictionary lists voiced beside its plain form (高: たか and だか,
     from 名高い) is not heard: 高橋 is never だかはし; 馬場 (ばば) keeps its ば, there being no は."""
-    if first and yomi and yomi[0].translate(_UNVOICED) != yomi[0] and yomi[0].translate(_UNVOICED) + yomi[1:] in yomis:
+    head = yomi[:1].translate(_UNVOICED)
+    if first and head != yomi[:1] and head + yomi[1:] in yomis:
         return set()
     out = {yomi}
     if not first and yomi:
@@ -286,8 +287,9 @@ def within_page(readings: list[FieldReading]) -> None:
         if written is not None:
             kana, name = str(by_path[kana_path].value), str(by_path[written].value)
             verdict = reads_as(name, kana)
-            vouched = [by_path[written]] if verdict and marks_unheard(name, kana) else [by_path[kana_path],
-                                                                                         by_path[written]]
+            vouched = [by_path[written]]
+            if not (verdict and marks_unheard(name, kana)):
+                vouched.append(by_path[kana_path])
             _mark(vouched, verdict)
 
 
