@@ -643,16 +643,22 @@ class ImapServer:
         """Successful IMAP logins since start (or the last clear), from dovecot's log.
 
         Why: the command log starts after login; this tells whether the client logged in over TLS
-        (implicit or STARTTLS) and as whom.
+        (implicit or STARTTLS) and as whom. imap-login hands its log lines to dovecot's log process,
+        which writes them a moment after the client already has its OK: wait (up to 10 s) until
+        every session that has sent commands has its login line.
         """
-        self.client_sessions()  # learn which imap processes served the harness
-        log = (self.root / "dovecot.log").read_bytes()[self._log_offset :].decode(errors="replace")
-        logins = []
-        for match in _LOGIN_LINE.finditer(log):
-            login = Login(match.group(1), match.group(2), match.group(4).strip() == "TLS", int(match.group(3)))
-            if include_harness or login.pid not in self._harness_pids:
-                logins.append(login)
-        return logins
+        deadline = time.monotonic() + 10
+        while True:
+            sessions = {s.pid for s in self.client_sessions(include_harness=True)}
+            log = (self.root / "dovecot.log").read_bytes()[self._log_offset :].decode(errors="replace")
+            logins = [
+                Login(match.group(1), match.group(2), match.group(4).strip() == "TLS", int(match.group(3)))
+                for match in _LOGIN_LINE.finditer(log)
+            ]
+            if sessions <= {login.pid for login in logins} or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return [login for login in logins if include_harness or login.pid not in self._harness_pids]
 
     def clear_client_commands(self) -> None:
         """Forget the sessions and logins so far, to look at one poll's commands alone.
