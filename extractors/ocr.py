@@ -206,6 +206,7 @@ class _Image:
     path: str  # the image file: written as soon as made, so that a batch's images are not all in memory
     bands: list[tuple[Hashable, int, int]]  # crop key and its rows on the image (top, bottom)
     offset: int  # left margin of the crops on the image
+    pixels: int = 0  # its size, a measure of Tesseract's work on it
 
 
 ALONE = "/alone"  # variant suffix: each crop on its own image rather than stacked
@@ -242,11 +243,11 @@ def _images(i: int, request: Request, folder: str) -> list[_Image]:
             for n, k in enumerate(keys):
                 padded = cv2.copyMakeBorder(transform(request.crops[k]), PAD, PAD, PAD, PAD,
                                             cv2.BORDER_CONSTANT, value=255)
-                out.append(_Image(i, v, saved(padded, v, n), [(k, PAD, padded.shape[0] - PAD)], PAD))
+                out.append(_Image(i, v, saved(padded, v, n), [(k, PAD, padded.shape[0] - PAD)], PAD, padded.size))
         else:
             canvas, layout = stack([transform(request.crops[k]) for k in keys])
             bands = [(k, b0, b1) for k, (b0, b1) in zip(keys, layout, strict=True)]
-            out.append(_Image(i, v, saved(canvas, v, 0), bands, PAD))
+            out.append(_Image(i, v, saved(canvas, v, 0), bands, PAD, canvas.size))
     return out
 
 
@@ -270,17 +271,36 @@ def read_requests(requests: Sequence[Request], workers: int = 1) -> list[dict[Ha
              for k in r.crops} for i, r in enumerate(requests)]
 
 
+LOAD_PIXELS = 1_000_000  # starting Tesseract and loading a model (~0.17 s here) costs about this much reading
+
+
+def plan_jobs(images: dict[Setting, list[_Image]], workers: int) -> list[tuple[Setting, list[_Image]]]:
+    """Tesseract processes for a round, largest first: one per setting, the largest split in halves
+    while it alone is more than a worker's share. Every process loads its model again, so a small
+    setting split over two workers costs more than it saves (a window of eight phone photos started
+    25 processes); largest first, the two workers finish together."""
+    def cost(job: tuple[Setting, list[_Image]]) -> int:
+        return LOAD_PIXELS + sum(im.pixels for im in job[1])
+
+    jobs = [(setting, items) for setting, items in images.items() if items]
+    share = sum(cost(j) for j in jobs) / max(1, workers)
+    while workers > 1 and jobs:
+        jobs.sort(key=cost, reverse=True)
+        setting, items = jobs[0]
+        if cost(jobs[0]) <= share or len(items) < 2:
+            break
+        half = len(items) // 2
+        jobs[0:1] = [(setting, items[:half]), (setting, items[half:])]
+    return sorted(jobs, key=cost, reverse=True)
+
+
 def _read_images(images: dict[Setting, list[_Image]], workers: int) -> dict[tuple[int, int, Hashable], list[Word]]:
     """Every image read with its setting, `workers` Tesseract processes at a time; each word given
     to the crop whose band holds its centre, in the crop's own coordinates."""
     from concurrent.futures import ThreadPoolExecutor
 
     words: dict[tuple[int, int, Hashable], list[Word]] = defaultdict(list)
-    jobs = []
-    for setting, items in images.items():
-        n = max(1, min(workers, len(items)))
-        size = -(-len(items) // n)
-        jobs += [(setting, items[j:j + size]) for j in range(0, len(items), size)]
+    jobs = plan_jobs(images, workers)
 
     def run(job: tuple[Setting, list[_Image]]) -> list[tuple[_Image, Word]]:
         setting, chunk = job
