@@ -11,15 +11,13 @@ MAX_SIDE = 2400  # a photo is shown at most this large
 
 
 def page_picture(doc: DocumentResult, page: PageResult, dpi: int) -> np.ndarray | None:
-    """Image pages read against a template: the resampled sheet (the boxes' coordinates). Text
-    pages: the PDF page rendered at `dpi`. Other image pages: the page as received."""
+    """Text pages: the PDF page rendered at `dpi`. Image pages not read against a template: the page
+    as received (those read against one come with their sheet in template space, `picture_png`)."""
     import cv2
 
     from renraku.pipeline.images import load_image_pages, render_pdf_page
     from renraku.pipeline.pages import IMAGE_TYPES, PDF
 
-    if page.picture is not None:
-        return page.picture
     try:
         if doc.media_type == PDF:
             return render_pdf_page(doc.data, page.number - 1, dpi).pixels

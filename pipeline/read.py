@@ -38,7 +38,7 @@ class PageResult:
     classification: Classification
     readings: list[FieldReading] = field(default_factory=list)
     reason: str = ""  # why the page could not be read, if it could not
-    picture: Any = field(default=None, repr=False)  # image pages: the page in template space (numpy)
+    picture_png: bytes | None = field(default=None, repr=False)  # image pages: the page in template space
     pending: Any = field(default=None, repr=False)  # image pages between preparation and OCR
 
 
@@ -96,7 +96,7 @@ def prepare_page(page: Page, ctx: ReadContext) -> PageResult:
         result.readings = read
         flag_for_review(result.readings, ctx.threshold)
     else:
-        result.pending, result.picture = read, read.picture
+        result.pending, result.picture_png = read, read.picture_png
     return result
 
 

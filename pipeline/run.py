@@ -200,6 +200,9 @@ class Batch:
 
         for part in walk(result):
             for page in part.pages:
+                if page.picture_png is not None:
+                    self.ctx.pictures.put(part.sha256, page.number, page.picture_png)
+                    continue
                 picture = page_picture(part, page, self.ctx.settings.render_dpi)
                 if picture is not None:
                     ok, png = cv2.imencode(".png", picture)
