@@ -8,7 +8,7 @@ mode="${1:-}"
 case "$mode" in demo|test|setup) ;; *) echo "usage: $0 demo|test|setup" >&2; exit 2 ;; esac
 
 # Debian packages: OCR and the fonts the samples and tests are drawn with; PostgreSQL for the tests.
-packages="tesseract-ocr tesseract-ocr-jpn tesseract-ocr-script-jpan fonts-ipaexfont-gothic fonts-ipaexfont-mincho fonts-klee fonts-kiloji fonts-seto fonts-yusei-magic"
+packages="tesseract-ocr tesseract-ocr-jpn tesseract-ocr-script-jpan mecab-ipadic fonts-ipaexfont-gothic fonts-ipaexfont-mincho fonts-klee fonts-kiloji fonts-seto fonts-yusei-magic"
 [ "$mode" = test ] && packages="$packages postgresql dovecot-imapd dovecot-lmtpd postfix openssl chromium"
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages="$packages python3 python3-venv"
 missing=""

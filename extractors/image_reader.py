@@ -24,7 +24,7 @@ from rapidfuzz import fuzz
 
 from renraku import normalize
 from renraku.config import PACKAGE_DIR
-from renraku.extractors import corroborate, glyphs, ocr, repair
+from renraku.extractors import corroborate, glyphs, names, ocr, repair
 from renraku.extractors import ink as inks
 from renraku.extractors.calibration import Evidence, confidence
 from renraku.extractors.fields import FieldReading
@@ -175,6 +175,9 @@ class ImageReader:
         self.lone_variants = ocr.check_variants(image.get("lone_variants", self.variants + self.more_variants))
         self.escalate_below = float(image.get("escalate_below", 1.01))
         self.specs = {s.path: s for s in template.fields}
+        known = config.get("names", {})
+        self.name_lexicon = names.check(str(known.get("lexicon", "")))  # loaded when first needed
+        self.known_weight = float(known.get("known_weight", 0))
         mm = self.dpi / 25.4
         self.streak_px = (round(float(image.get("streak_vertical_mm", 20)) * mm),
                           round(float(image.get("streak_horizontal_mm", 40)) * mm))
@@ -227,6 +230,17 @@ class ImageReader:
         Tesseract's Japanese script model raised the fields read right from 82 / 83 % to 84 / 86 %)."""
         return [(setting, self.more_variants)] + [(setting.with_lang(lang), (*self.variants, *self.more_variants))
                                                    for lang in setting.more_langs]
+
+    def _known_name(self, spec: FieldSpec) -> Callable[[str], bool] | None:
+        """How to tell a known name, for a person's name box and its kana box (None for other boxes)."""
+        if not self.name_lexicon:
+            return None
+        if spec.kind == "name":
+            return names.load(self.name_lexicon).knows
+        partner = self.specs.get(spec.path.removesuffix("_kana"))
+        if spec.kind == "kana" and partner is not None and partner.kind == "name":
+            return names.load(self.name_lexicon).knows_kana
+        return None
 
     def _setting(self, kind: str) -> ocr.Setting:
         return self.settings.get(kind, self.settings["text"])
@@ -362,8 +376,11 @@ class ImageReader:
     def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str,
               prefer: Callable[[str], bool] | None = None) -> FieldReading:
         """The best of the readings (one another box agrees with, if `prefer` says so; then the kind's
-        shape, the value most readings give, Tesseract's confidence), and how many agree."""
+        shape, the value most readings give, Tesseract's confidence), and how many agree. A reading
+        of a name that is a known name counts as `known_weight` more readings (on the crops of
+        val2 / val3, name boxes read right went from 75.4 to 78.9 %, kana of names 84.9 to 87.1 %)."""
         kind = spec.kind
+        known = self._known_name(spec)
         candidates = []
         for reading in readings:
             fixed = self._repair(spec, reading.text)
@@ -373,15 +390,18 @@ class ImageReader:
         for c in candidates:
             k = normalize.comparable(kind, c[3].value)
             votes[k] = votes.get(k, 0) + 1
+        is_known = {k: known is not None and known(k) for k in votes}
         plausible, _c, fixed, norm, reading = max(
             candidates, key=lambda c: (bool(prefer and prefer(c[3].value)), c[0],
-                                       votes[normalize.comparable(kind, c[3].value)], c[1]))
+                                       votes[normalize.comparable(kind, c[3].value)]
+                                       + self.known_weight * is_known[normalize.comparable(kind, c[3].value)], c[1]))
         key = normalize.comparable(kind, norm.value)
         agree = votes[key] - 1
         evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,
                             plausible=plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
                             chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=channel,
                             lookalike=kind == "name" and not self.lookalikes.isdisjoint(norm.value),
+                            known_name=is_known[key],
                             agreement=agree / max(1, len(candidates) - 1) if len(candidates) > 1 else 1.0)
         note = "" if plausible else (norm.note or "読み取った値の形が項目に合いません")
         return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,

@@ -1,0 +1,69 @@
+"""Japanese personal names: which readings of a name box are names at all.
+
+Handwriting on a fax is where Tesseract fails most, and its failures on names are other kanji
+(吉田悠斗 read as 吉田悠半, 佐藤亮 as 佐藤完, 渡辺直美 as 渡辺中表). Of the dozen readings of a box,
+one that is a surname followed by a given name is more likely the name than one that is not. The
+names and their readings come from the IPA dictionary that MeCab uses (Debian `mecab-ipadic`,
+`Noun.name.csv`: about 12,000 surnames and 18,000 given names). It dates from 2007: a newer given
+name (悠斗) is not in it, so knowing a name only weighs in the vote (reading.toml `[names]`) and is
+evidence for the confidence model; it never replaces a reading.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from renraku import normalize
+from renraku.errors import ConfigError
+
+PACKAGE = "mecab-ipadic"
+
+
+def _hiragana(katakana: str) -> str:
+    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in katakana)
+
+
+@dataclass(frozen=True)
+class NameLexicon:
+    surnames: frozenset[str]
+    given: frozenset[str]
+    surname_kana: frozenset[str]  # readings in hiragana
+    given_kana: frozenset[str]
+
+    @staticmethod
+    def _split(text: str, first: frozenset[str], second: frozenset[str]) -> bool:
+        return any(text[:i] in first and text[i:] in second for i in range(1, len(text)))
+
+    def knows(self, name: str) -> bool:
+        """A surname followed by a given name (spaces ignored: 高橋 翔太, 高橋翔太)."""
+        return self._split(normalize.compact(name), self.surnames, self.given)
+
+    def knows_kana(self, kana: str) -> bool:
+        """The reading of a surname followed by the reading of a given name (たかはし しょうた)."""
+        return self._split(_hiragana(normalize.compact(kana)), self.surname_kana, self.given_kana)
+
+
+def check(path: str) -> str:
+    """A configured dictionary path that exists ("" for none); a ConfigError naming the package."""
+    if path and not Path(path).is_file():
+        raise ConfigError(f"name dictionary {path} is missing (Debian package {PACKAGE}); "
+                          "set [names] lexicon = \"\" in reading.toml to read names without it")
+    return path
+
+
+@lru_cache(maxsize=2)
+def load(path: str) -> NameLexicon:
+    """The names of MeCab's IPA dictionary file `Noun.name.csv` (EUC-JP, as Debian ships it)."""
+    file = Path(check(path))
+    sets: dict[str, tuple[set[str], set[str]]] = {"姓": (set(), set()), "名": (set(), set())}
+    with file.open(encoding="euc-jp", errors="replace", newline="") as fh:
+        for row in csv.reader(fh):
+            if len(row) > 11 and row[7] in sets:  # surface, ids, cost, 名詞,固有名詞,人名,姓|名, …, reading
+                surface, kana = sets[row[7]]
+                surface.add(row[0])
+                kana.add(_hiragana(row[11]))
+    return NameLexicon(frozenset(sets["姓"][0]), frozenset(sets["名"][0]),
+                       frozenset(sets["姓"][1]), frozenset(sets["名"][1]))
