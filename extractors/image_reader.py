@@ -397,11 +397,12 @@ class ImageReader:
                                        + self.known_weight * is_known[normalize.comparable(kind, c[3].value)], c[1]))
         key = normalize.comparable(kind, norm.value)
         agree = votes[key] - 1
+        # A name holding a lookalike glyph is known either way (太郎 and 太朗, 斎藤 and 斉藤): no evidence
+        lookalike = kind == "name" and not self.lookalikes.isdisjoint(norm.value)
         evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,
                             plausible=plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
                             chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=channel,
-                            lookalike=kind == "name" and not self.lookalikes.isdisjoint(norm.value),
-                            known_name=is_known[key],
+                            lookalike=lookalike, known_name=is_known[key] and not lookalike,
                             agreement=agree / max(1, len(candidates) - 1) if len(candidates) > 1 else 1.0)
         note = "" if plausible else (norm.note or "読み取った値の形が項目に合いません")
         return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,
