@@ -203,12 +203,25 @@ def fit(template: Template, lines: Lines, rotation: int, projective: bool,
     best: Registration | None = None
     for H0 in initial_guesses(points, lines, rotation):
         H = _refine(H0, points, lines, projective)
-        reg = Registration(template, H, score(lines, points, H), rotation)
+        reg = Registration(template, H, score(lines, points, H) if _sheet_sized(H, points, lines.shape) else 0.0,
+                           rotation)
         if best is None or reg.score > best.score:
             best = reg
         if best.score > 0.97:
             break
     return best or Registration(template, np.eye(3), 0.0, rotation)
+
+
+def _sheet_sized(H: np.ndarray, points: EdgePoints, shape: tuple[int, int]) -> bool:
+    """Whether a fit maps the sheet onto something of a sheet's size and shape. Fitted to a page
+    with a few stray lines (a fax cover page), the least squares can fold the whole sheet onto one
+    of them: every horizontal rule then lies on that line, and the fit scored 0.96."""
+    h, w = shape
+    x0, y0, x1, y1 = points.bbox
+    tl, tr, br, bl = _apply(H, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64))
+    width = (np.linalg.norm(tr - tl) + np.linalg.norm(br - bl)) / 2 / ((x1 - x0) * w / 595.28)
+    height = (np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2 / ((y1 - y0) * h / 841.89)
+    return 0.5 < width < 2.0 and 0.5 < height < 2.0 and 2 / 3 < width / height < 1.5
 
 
 def score(lines: Lines, points: EdgePoints, H: np.ndarray) -> float:
