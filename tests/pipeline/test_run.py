@@ -104,6 +104,27 @@ def test_the_same_file_twice_in_one_batch_is_stored_once(ctx: Context, tmp_path:
     assert counts(ctx)["documents"] == 1 and counts(ctx)["sheets"] == 3
 
 
+def test_a_batch_is_read_a_bounded_number_of_pages_at_a_time(ctx: Context, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages are held in memory from opening until recorded: eight 30-page faxes must not be all at once."""
+    monkeypatch.setattr(run, "PAGES_AHEAD", 5)
+    read_at_once = []
+    real = run.read_opened
+
+    def counting(docs, reading, pool=None):
+        read_at_once.append(sum(len(d.loaded) for doc in docs for d in run.walk(doc)))
+        return real(docs, reading, pool)
+    monkeypatch.setattr(run, "read_opened", counting)
+    (tmp_path / "in").mkdir()
+    for n in range(3):  # three sets of three sheets
+        (tmp_path / "in" / f"{n}.pdf").write_bytes(render_pdf(invent_set(random.Random(10 + n))))
+    (tmp_path / "in" / "3 copy of 0.pdf").write_bytes((tmp_path / "in" / "0.pdf").read_bytes())
+    report = process_paths(ctx, [tmp_path / "in"])
+    assert read_at_once == [6, 3]  # two files reach the budget; the copy of 0 is known by then, not opened
+    assert [i.status for i in report.items] == ["recorded", "recorded", "recorded", "duplicate"]
+    assert counts(ctx)["sheets"] == 9
+
+
 def test_bad_files_are_recorded_with_a_reason_and_the_batch_goes_on(ctx: Context, tmp_path: Path) -> None:
     good = render_pdf(invent_set(random.Random(2)))
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(good)))
