@@ -391,10 +391,12 @@ class ImageReader:
             k = normalize.comparable(kind, c[3].value)
             votes[k] = votes.get(k, 0) + 1
         is_known = {k: known is not None and known(k) for k in votes}
-        plausible, _c, fixed, norm, reading = max(
-            candidates, key=lambda c: (bool(prefer and prefer(c[3].value)), c[0],
-                                       votes[normalize.comparable(kind, c[3].value)]
-                                       + self.known_weight * is_known[normalize.comparable(kind, c[3].value)], c[1]))
+
+        def rank(c: tuple) -> tuple:
+            k = normalize.comparable(kind, c[3].value)
+            return bool(prefer and prefer(c[3].value)), c[0], votes[k] + self.known_weight * is_known[k], c[1]
+
+        plausible, _c, fixed, norm, reading = max(candidates, key=rank)
         key = normalize.comparable(kind, norm.value)
         agree = votes[key] - 1
         # A name holding a lookalike glyph is known either way (太郎 and 太朗, 斎藤 and 斉藤): no evidence
