@@ -22,10 +22,6 @@ from renraku.errors import ConfigError
 PACKAGE = "mecab-ipadic"
 
 
-def _hiragana(katakana: str) -> str:
-    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in katakana)
-
-
 @dataclass(frozen=True)
 class NameLexicon:
     surnames: frozenset[str]
@@ -43,7 +39,7 @@ class NameLexicon:
 
     def knows_kana(self, kana: str) -> bool:
         """The reading of a surname followed by the reading of a given name (たかはし しょうた)."""
-        return self._split(_hiragana(normalize.compact(kana)), self.surname_kana, self.given_kana)
+        return self._split(normalize.compact(normalize.kana(kana)), self.surname_kana, self.given_kana)
 
 
 def check(path: str) -> str:
@@ -64,6 +60,6 @@ def load(path: str) -> NameLexicon:
             if len(row) > 11 and row[7] in sets:  # surface, ids, cost, 名詞,固有名詞,人名,姓|名, …, reading
                 surface, kana = sets[row[7]]
                 surface.add(row[0])
-                kana.add(_hiragana(row[11]))
+                kana.add(normalize.kana(row[11]))
     return NameLexicon(frozenset(sets["姓"][0]), frozenset(sets["名"][0]),
                        frozenset(sets["姓"][1]), frozenset(sets["名"][1]))
