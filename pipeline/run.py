@@ -207,20 +207,13 @@ class Batch:
 
     def _save_pictures(self, result: DocumentResult) -> None:
         """The page pictures of a document and its attachments, for the review desk."""
-        import cv2
-
-        from renraku.pipeline.pictures import page_picture
+        from renraku.pipeline.pictures import page_png
 
         for part in walk(result):
             for page in part.pages:
-                if page.picture_png is not None:
-                    self.ctx.pictures.put(part.sha256, page.number, page.picture_png)
-                    continue
-                picture = page_picture(part, page, self.ctx.settings.render_dpi)
-                if picture is not None:
-                    ok, png = cv2.imencode(".png", picture)
-                    if ok:
-                        self.ctx.pictures.put(part.sha256, page.number, png.tobytes())
+                png = page_png(part, page, self.ctx.settings.render_dpi)
+                if png is not None:
+                    self.ctx.pictures.put(part.sha256, page.number, png)
 
     def _record(self, item: Received, result: DocumentResult) -> ItemOutcome:
         ctx = self.ctx
