@@ -31,6 +31,6 @@ def facility_mismatch(app: ApplicationView, _ctx: RuleContext, config: dict[str,
         if "facility_name" in sheet.doubtful | reference.doubtful and names_near(name, other, config):
             continue  # likelier a misreading, already flagged: judged once a person has checked it
         yield Finding("facility_mismatch", "error",
-                      f"{sheet_name(sheet.form_id, config)}の施設名「{sheet.values['facility_name']}」が"
-                      f"{sheet_name(reference.form_id, config)}の「{reference.values['facility_name']}」と違います",
+                      f"{sheet_name(sheet.form_id, config)}の施設名「{name}」が"
+                      f"{sheet_name(reference.form_id, config)}の「{other}」と違います",
                       field="facility_name", form_id=sheet.form_id, sheet_key=sheet.key)
