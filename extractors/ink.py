@@ -120,7 +120,32 @@ def has_writing(mask: np.ndarray, min_pixels: int = 30, min_component: int = 12)
 
 def flatten_light(gray: np.ndarray) -> np.ndarray:
     """Divide out uneven light (photos, shadows, grey scans) so the paper is white everywhere."""
-    background = cv2.dilate(gray, np.ones((15, 15), np.uint8))
-    background = cv2.medianBlur(background, 31)
+    background = _median(cv2.dilate(gray, np.ones((15, 15), np.uint8)), 31)
     flat = gray.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0) * 255.0
     return np.clip(flat, 0, 255).astype(np.uint8)
+
+
+def _median(image: np.ndarray, k: int) -> np.ndarray:
+    """cv2.medianBlur(image, k), computed only around pieces of a white page that are not white.
+
+    A fax page is white after dilation but for a few blots; a window holding fewer than half its
+    pixels of them has white for its median. So the median is taken only around clusters of blots
+    with that many pixels (or near the border, which medianBlur replicates): the same result, at a
+    fraction of the full page's cost (0.16 s)."""
+    dark = (image < 255).astype(np.uint8)
+    if dark.mean() > 0.05:
+        return cv2.medianBlur(image, k)
+    out = np.full_like(image, 255)
+    r, (h, w) = k // 2, image.shape
+    grouped = cv2.dilate(dark, np.ones((k, k), np.uint8))  # blots one window could hold together
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
+    for i in range(1, n):
+        x, y, bw, bh, _area = stats[i]
+        x0, y0, x1, y1 = x, y, x + bw, y + bh  # the pixels whose window holds blots of this cluster
+        near_border = x0 <= r or y0 <= r or x1 >= w - r or y1 >= h - r
+        if not near_border and int(dark[y0:y1, x0:x1][labels[y0:y1, x0:x1] == i].sum()) <= k * k // 2:
+            continue  # too few to be any window's median
+        cx0, cy0, cx1, cy1 = max(0, x0 - r), max(0, y0 - r), min(w, x1 + r), min(h, y1 + r)
+        part = cv2.medianBlur(np.ascontiguousarray(image[cy0:cy1, cx0:cx1]), k)[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+        out[y0:y1, x0:x1] = np.minimum(out[y0:y1, x0:x1], part)
+    return out

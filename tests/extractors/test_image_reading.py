@@ -80,6 +80,22 @@ def test_a_sheet_whose_corner_lies_in_a_shadow_is_still_found_whole() -> None:
     assert np.abs(found - corners).max() < 12  # px: the bitten corner where its two sides meet
 
 
+def test_the_light_of_a_white_page_with_blots_is_flattened_as_over_the_whole_page() -> None:
+    """The median is taken only around blots (fax pages): it must equal the full page's median."""
+    import cv2
+
+    rng = np.random.default_rng(7)
+    page = np.full((900, 700), 255, np.uint8)
+    for _ in range(40):  # specks, bars and blobs, some at the edges (the median replicates them)
+        x, y = int(rng.integers(-10, 700)), int(rng.integers(-10, 900))
+        page[max(0, y):y + int(rng.integers(2, 45)), max(0, x):x + int(rng.integers(2, 45))] = rng.integers(0, 250)
+    background = cv2.dilate(page, np.ones((15, 15), np.uint8))
+    assert (background < 255).any()
+    assert np.array_equal(inks._median(background, 31), cv2.medianBlur(background, 31))
+    grey = np.clip(background.astype(int) - 30, 0, 255).astype(np.uint8)  # a scan's grey paper
+    assert np.array_equal(inks._median(grey, 31), cv2.medianBlur(grey, 31))
+
+
 def test_marks_and_empty_boxes_on_a_scan(read_ctx) -> None:
     sheets, pdf = typed_set(8)
     scan = degrade.scan_pdf(degrade.render_pages(pdf), random.Random(8))
