@@ -146,8 +146,9 @@ def _apply(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
 def _targets(lines: Lines, mapped: np.ndarray, horizontal: bool, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """For each mapped point, the coordinate of the nearest rule across its edge, and whether found."""
     h, w = lines.shape
-    u = np.clip(np.round(mapped[:, 0]).astype(int), 0, w - 1)
-    v = np.clip(np.round(mapped[:, 1]).astype(int), 0, h - 1)
+    mapped = np.nan_to_num(mapped, nan=-1.0, posinf=-1.0, neginf=-1.0)  # a degenerate fit sends points away
+    u = np.clip(np.round(mapped[:, 0]), 0, w - 1).astype(int)
+    v = np.clip(np.round(mapped[:, 1]), 0, h - 1).astype(int)
     inside = (mapped[:, 0] >= 0) & (mapped[:, 0] < w) & (mapped[:, 1] >= 0) & (mapped[:, 1] < h)
     if horizontal:
         a, b, own = lines.h_above[v, u], lines.h_below[v, u], mapped[:, 1]
