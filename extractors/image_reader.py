@@ -114,15 +114,25 @@ class PreparedPage:
     crops: dict[str, dict[Hashable, np.ndarray]] = field(default_factory=dict, repr=False)  # by setting name
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One round of reading doubtful crops again (reading.toml [[image.escalation]])."""
+
+    variants: tuple[str, ...]  # with the setting's own model
+    other_models: tuple[str, ...] = ()  # with each of the setting's other models
+    settled: int = 0  # after it, a crop with this many readings agreeing on a value of its shape stops (0: never)
+
+
 def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
                  workers: int = 1) -> list[dict[Hashable, list[ocr.Reading]]]:
     """OCR for many pages at once: per page, the readings of each crop (for `ImageReader.finish`).
 
     Every crop is read plain first, the crops of all pages of a setting in one Tesseract call per
     worker; only the crops whose plain reading is doubtful (`ImageReader.needs_more`) are read the
-    other ways (alone, enlarged, binarised) in a second call, and those still without a word once more each
-    on its own (`lone_variants`, thickened strokes among them). Few calls for a whole batch,
-    instead of several per page.
+    other ways (alone, enlarged, binarised, another model), stage by stage until their readings
+    agree (`ImageReader.settled`), and those still without a word once more each on its own
+    (`lone_variants`, thickened strokes among them). Few calls for a whole batch, instead of
+    several per page.
     """
     plain = [ocr.Request(reader.settings_by_name[name], crops, reader.variants)
              for reader, page in pages for name, crops in page.crops.items()]
@@ -132,17 +142,22 @@ def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
     for p, found in zip(owners, first, strict=True):
         results[p] |= found
     disagreeing = [reader.disagreeing(found) for (reader, _page), found in zip(pages, results, strict=True)]
-    more, more_owners = [], []
-    for p, request, found in zip(owners, plain, first, strict=True):
-        reader = pages[p][0]
-        doubtful = {k: request.crops[k] for k, rs in found.items()
-                    if reader.more_variants and (k in disagreeing[p] or any(reader.needs_more(k, r) for r in rs))}
-        for setting, variants in reader.escalation(request.setting) if doubtful else []:
-            more.append(ocr.Request(setting, doubtful, variants))
-            more_owners.append(p)
-    for p, found in zip(more_owners, ocr.read_requests(more, workers), strict=True):
-        for k, rs in found.items():
-            results[p][k] = results[p][k] + rs
+    doubtful = [{k for k, rs in found.items() if k in disagreeing[p] or any(reader.needs_more(k, r) for r in rs)}
+                for p, ((reader, _page), found) in enumerate(zip(pages, results, strict=True))]
+    for s in range(max((len(reader.stages) for reader, _page in pages), default=0)):
+        more, more_owners = [], []
+        for p, request in zip(owners, plain, strict=True):
+            reader = pages[p][0]
+            crops = {k: c for k, c in request.crops.items() if k in doubtful[p]}
+            for setting, variants in reader.escalation(request.setting, s) if crops else []:
+                more.append(ocr.Request(setting, crops, variants))
+                more_owners.append(p)
+        for p, found in zip(more_owners, ocr.read_requests(more, workers), strict=True):
+            for k, rs in found.items():
+                results[p][k] = results[p][k] + rs
+        for p, (reader, _page) in enumerate(pages):
+            doubtful[p] = {k for k in doubtful[p]
+                           if k in disagreeing[p] or not reader.settled(k, results[p][k], s)}
     missed, missed_owners = [], []
     for p, request in zip(owners, plain, strict=True):
         reader = pages[p][0]
@@ -171,8 +186,9 @@ class ImageReader:
         self.match = glyphs.Match(**config.get("closed_lists", {}))
         self.forms_dir = Path(image.get("forms_dir") or FORMS_DIR)
         self.variants = ocr.check_variants(image.get("variants", ["plain"]))
-        self.more_variants = ocr.check_variants(image.get("more_variants", []))
-        self.lone_variants = ocr.check_variants(image.get("lone_variants", self.variants + self.more_variants))
+        self.stages = [Stage(ocr.check_variants(st.get("variants", [])), ocr.check_variants(st.get("other_models", [])),
+                             int(st.get("settled", 0))) for st in image.get("escalation", [])]
+        self.lone_variants = ocr.check_variants(image.get("lone_variants", self.variants))
         self.escalate_below = float(image.get("escalate_below", 1.01))
         self.specs = {s.path: s for s in template.fields}
         known = config.get("names", {})
@@ -224,12 +240,25 @@ class ImageReader:
         self._page_evidence([r for r in readings.values() if r.method == "ocr" and r.value != ""])
         return [readings[s.path] for s in self.template.fields]
 
-    def escalation(self, setting: ocr.Setting) -> list[tuple[ocr.Setting, tuple[str, ...]]]:
-        """How a doubtful crop is read again: the more variants with its model, and every variant
-        with each other model (a second model errs on other crops: on val2 / val3 crops, adding
-        Tesseract's Japanese script model raised the fields read right from 82 / 83 % to 84 / 86 %)."""
-        return [(setting, self.more_variants)] + [(setting.with_lang(lang), (*self.variants, *self.more_variants))
-                                                   for lang in setting.more_langs]
+    def escalation(self, setting: ocr.Setting, stage: int) -> list[tuple[ocr.Setting, tuple[str, ...]]]:
+        """How a doubtful crop is read at a stage: its variants with the crop's model, and its
+        other-model variants with each other model (a second model errs on other crops: on val2 /
+        val3 crops, adding Tesseract's Japanese script model raised the fields read right from
+        82 / 83 % to 84 / 86 %)."""
+        if stage >= len(self.stages):
+            return []
+        own, other = self.stages[stage].variants, self.stages[stage].other_models
+        return [(setting, own)] * bool(own) + [(setting.with_lang(lang), other)
+                                               for lang in setting.more_langs if other]
+
+    def settled(self, path: Hashable, readings: list[ocr.Reading], stage: int) -> bool:
+        """Whether a doubtful crop needs no later stage: enough of its readings give one value, of
+        its kind's shape (most crops the first stage reads again agree; more readings change little)."""
+        need = self.stages[stage].settled if stage < len(self.stages) else 0
+        if not need:
+            return False
+        best, votes, _known = self._vote(self.specs[str(path)], readings)
+        return best[0] and votes >= need
 
     def _known_name(self, spec: FieldSpec) -> Callable[[str], bool] | None:
         """How to tell a known name, for a person's name box and its kana box (None for other boxes)."""
@@ -373,12 +402,11 @@ class ImageReader:
         return dataclasses.replace(reading, value=normalize.normalise(reading.kind, spelt).value, evidence=evidence,
                                    confidence=confidence(evidence), note="読み仮名に合わせて補正しました")
 
-    def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str,
-              prefer: Callable[[str], bool] | None = None) -> FieldReading:
+    def _vote(self, spec: FieldSpec, readings: list[ocr.Reading],
+              prefer: Callable[[str], bool] | None = None) -> tuple[tuple, int, bool]:
         """The best of the readings (one another box agrees with, if `prefer` says so; then the kind's
-        shape, the value most readings give, Tesseract's confidence), and how many agree. A reading
-        of a name that is a known name counts as `known_weight` more readings (on the crops of
-        val2 / val3, name boxes read right went from 75.4 to 78.9 %, kana of names 84.9 to 87.1 %)."""
+        shape, the value most readings give, Tesseract's confidence): (plausible, mean confidence,
+        repaired, normalised, reading), how many readings give its value, whether it is a known name."""
         kind = spec.kind
         known = self._known_name(spec)
         candidates = []
@@ -396,16 +424,25 @@ class ImageReader:
             k = normalize.comparable(kind, c[3].value)
             return bool(prefer and prefer(c[3].value)), c[0], votes[k] + self.known_weight * is_known[k], c[1]
 
-        plausible, _c, fixed, norm, reading = max(candidates, key=rank)
-        key = normalize.comparable(kind, norm.value)
-        agree = votes[key] - 1
+        best = max(candidates, key=rank)
+        key = normalize.comparable(kind, best[3].value)
+        return best, votes[key], is_known[key]
+
+    def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str,
+              prefer: Callable[[str], bool] | None = None) -> FieldReading:
+        """The field from its crop's readings (`_vote`) and the evidence for it: how many readings
+        agree. A reading of a name that is a known name counts as `known_weight` more readings (on the
+        crops of val2 / val3, name boxes read right went from 75.4 to 78.9 %, kana of names 84.9 to 87.1 %)."""
+        kind = spec.kind
+        (plausible, _c, fixed, norm, reading), agreeing, known = self._vote(spec, readings, prefer)
+        others = len(readings) - 1
         # A name holding a lookalike glyph is known either way (太郎 and 太朗, 斎藤 and 斉藤): no evidence
         lookalike = kind == "name" and not self.lookalikes.isdisjoint(norm.value)
         evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,
                             plausible=plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
                             chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=channel,
-                            lookalike=lookalike, known_name=is_known[key] and not lookalike,
-                            agreement=agree / max(1, len(candidates) - 1) if len(candidates) > 1 else 1.0)
+                            lookalike=lookalike, known_name=known and not lookalike,
+                            agreement=(agreeing - 1) / others if others else 1.0)
         note = "" if plausible else (norm.note or "読み取った値の形が項目に合いません")
         return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,
                             note=note, evidence=evidence)

@@ -38,7 +38,7 @@ def test_stacked_and_alone_readings_come_from_one_process_and_keep_crops_apart(m
 
 def test_an_unknown_variant_in_the_reading_configuration_is_refused_by_name(templates) -> None:
     config = reading_config(Settings().reading_config)
-    config = {**config, "image": {**config["image"], "more_variants": ["plain/alone", "larg"]}}
+    config = {**config, "image": {**config["image"], "escalation": [{"variants": ["plain/alone", "larg"]}]}}
     with pytest.raises(ConfigError, match="larg"):
         ImageReader(templates[0], config, vocabulary())
 
@@ -90,3 +90,22 @@ def test_two_workers_split_only_the_setting_that_is_more_than_half_the_work() ->
     assert [(s.name, len(items)) for s, items in jobs] == [("text", 4), ("text", 4), ("email", 3), ("date", 2)]
     assert sorted(im.path for _s, items in jobs for im in items) == sorted(im.path for v in work.values() for im in v)
     assert [(s.name, len(items)) for s, items in ocr.plan_jobs(work, 1)] == [("text", 8), ("email", 3), ("date", 2)]
+
+
+def test_a_doubtful_crop_is_read_again_until_its_readings_agree_and_no_further(templates) -> None:
+    from renraku.extractors.image_reader import PreparedPage, ocr_prepared
+
+    reader = ImageReader(next(t for t in templates if t.form_id == "staff_registration"),
+                         reading_config(Settings().reading_config), vocabulary())
+    speckles = np.where(np.random.default_rng(1).random((40, 200)) < 0.15, 0, 255).astype(np.uint8)
+    small = np.where(_line("介護支援専門員", 14) < 128, 120, 255).astype(np.uint8)  # small print: doubted
+    page = PreparedPage("staff_registration", "scan", b"")
+    page.crops = {"jpn": {"staff[1].job": _line("看護師"), "staff[2].job": small},
+                  "email": {"staff[3].email": speckles}}
+    found = ocr_prepared([(reader, page)])[0]
+    stage = [len(s.variants) + len(s.other_models) for s in reader.stages]  # jpn has another model, e-mail not
+    assert len(reader.stages) >= 2 and reader.stages[0].settled
+    assert [r.text for r in found["staff[1].job"]] == ["看護師"]  # sure at once: read once
+    assert len(found["staff[2].job"]) == 1 + stage[0]  # doubtful, then agreed: no later stage
+    assert reader.settled("staff[2].job", found["staff[2].job"], 0)
+    assert len(found["staff[3].email"]) == 1 + sum(len(s.variants) for s in reader.stages)  # never agreed
