@@ -248,8 +248,8 @@ class ImageReader:
         if stage >= len(self.stages):
             return []
         own, other = self.stages[stage].variants, self.stages[stage].other_models
-        return [(setting, own)] * bool(own) + [(setting.with_lang(lang), other)
-                                               for lang in setting.more_langs if other]
+        ways = [(setting, own)] if own else []
+        return ways + [(setting.with_lang(lang), other) for lang in setting.more_langs if other]
 
     def settled(self, path: Hashable, readings: list[ocr.Reading], stage: int) -> bool:
         """Whether a doubtful crop needs no later stage: enough of its readings give one value, of
