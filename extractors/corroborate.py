@@ -239,6 +239,45 @@ def email_fits_name(email: str, kana: str, suffixes: Iterable[str] = ()) -> bool
     return named
 
 
+_LONG_VOWELS = (("ou", "o"), ("oo", "o"), ("uu", "u"))
+
+
+def _romaji_spellings(kana_part: str) -> set[str]:
+    """How a part of a name may be written in an address: Hepburn, with or without long vowels."""
+    hep = _hepburn(kana_part).replace("'", "")
+    short = hep
+    for a, b in _LONG_VOWELS:
+        short = short.replace(a, b)
+    return {w for w in (hep, short) if w}
+
+
+def respell_email(email: str, kana: str, suffixes: Iterable[str] = ()) -> str | None:
+    """The address with each word of its local part that is not the person's name, but one or two
+    OCR slips from it, spelt as the name (kaorl.abe with かおり あべ → kaori.abe): when exactly one
+    spelling is that near and the address then fits the name. None when there is nothing to mend.
+    Never the domain: the name says nothing about it."""
+    local, at, domain = email.partition("@")
+    parts = [p for p in re.split(r"\s+", normalize.text(kana)) if p]
+    if not at or not local or len(parts) < 2 or email_fits_name(email, kana, suffixes) is not False:
+        return None
+    from rapidfuzz.distance import Levenshtein
+
+    spellings = set().union(*(_romaji_spellings(p) for p in parts))
+    pieces = re.split(r"([._\-+]+)", local.lower())
+    for i in range(0, len(pieces), 2):
+        word = pieces[i]
+        if len(word) < 3 or email_fits_name(f"{word}@{domain}", kana, suffixes):
+            continue
+        near = 1 + (len(word) >= 7)
+        found = {w: Levenshtein.distance(word, w) for w in spellings}
+        best = min(found.values(), default=near + 1)
+        closest = {_canon(w) for w, d in found.items() if d == best}
+        if best <= near and len(closest) == 1:
+            pieces[i] = min(w for w, d in found.items() if d == best)
+    mended = f"{''.join(pieces)}@{domain}"
+    return mended if mended != email.lower() and email_fits_name(mended, kana, suffixes) else None
+
+
 # ------------------------------------------------------------------------------- applying it
 
 
@@ -269,15 +308,18 @@ def partners(paths: Iterable[str]) -> Iterator[tuple[str, str | None, str | None
             yield path, written if written in present else None, email if email in present else None
 
 
-def marks_unheard(written: str, kana: str) -> bool:
-    """Whether a voicing mark or small っ of the kana could go and it still read as `written`: then
-    the name cannot vouch for the mark. 子 is こ and, in 団子, ご: a speck by the こ of はなこ makes
-    はなご, which 花子 seems to allow; 松 is まつ and まっ, so まっもと passed for 松本."""
+def unheard(written: str, kana: str) -> Iterator[str]:
+    """The kana with a voicing mark or small っ taken away that still reads as `written`: the name
+    cannot vouch for that mark. 子 is こ and, in 団子, ご: a speck by the こ of はなこ makes はなご,
+    which 花子 seems to allow; 松 is まつ and まっ, so まっもと passed for 松本."""
     for i, ch in enumerate(kana):
         plain = "つ" if ch == "っ" else ch.translate(_UNVOICED)
         if plain != ch and reads_as(written, kana[:i] + plain + kana[i + 1:]):
-            return True
-    return False
+            yield kana[:i] + plain + kana[i + 1:]
+
+
+def marks_unheard(written: str, kana: str) -> bool:
+    return any(True for _ in unheard(written, kana))
 
 
 def within_page(readings: list[FieldReading]) -> None:

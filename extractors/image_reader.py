@@ -384,18 +384,30 @@ class ImageReader:
                     fits_name = again(kana_path, lambda v, w=shown: corroborate.reads_as(w, v) is True)
                     readings[kana_path] = fits_name or kana
                     if fits_name is None and self.specs[written].kind == "name":
-                        readings[written] = self._respelt(readings[written], str(kana.value))
+                        spelt = corroborate.respell(str(readings[written].value), str(kana.value), self.match)
+                        readings[written] = self._respelt(readings[written], spelt)
             kana_now = str(readings[kana_path].value)
             if email is None or corroborate.email_fits_name(str(readings[email].value), kana_now,
                                                             suffixes) is not False:
                 continue
             fits_owner = again(email, lambda v, k=kana_now: corroborate.email_fits_name(v, k, suffixes) is True)
+            if fits_owner is None and written is not None and self._vouches(
+                    str(readings[written].value), kana_now, str(readings[email].value), suffixes):
+                spelt = corroborate.respell_email(str(readings[email].value), kana_now, suffixes)
+                fits_owner = self._respelt(readings[email], spelt)
             readings[email] = fits_owner or readings[email]
 
-    def _respelt(self, reading: FieldReading, kana: str) -> FieldReading:
-        """A name no reading of which fits its kana, spelt the way that does and looks most like
-        what was read (閲口 → 関口 for せきぐち): a repair, shown to the reviewer, never vouched for."""
-        spelt = corroborate.respell(str(reading.value), kana, self.match)
+    @staticmethod
+    def _vouches(name: str, kana: str, email: str, suffixes: list[str]) -> bool:
+        """Whether the name written beside a kana reading vouches for the kana where the address
+        differs, so that the kana may spell it: 純子 reads じゅんこ and, as in 団子, じゅんご, so it cannot
+        turn junko into jungo."""
+        return bool(corroborate.reads_as(name, kana)) and not any(
+            corroborate.email_fits_name(email, k, suffixes) for k in corroborate.unheard(name, kana))
+
+    def _respelt(self, reading: FieldReading, spelt: str | None) -> FieldReading:
+        """A value no reading of which fits its kana, spelt the way that does and looks most like
+        what was read (閲口 → 関口 for せきぐち, kaorl → kaori for かおり): a repair, shown to the reviewer."""
         if spelt is None:
             return reading
         evidence = dataclasses.replace(reading.evidence, repairs=reading.evidence.repairs + 1)

@@ -268,7 +268,8 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
     s = normalize.text(text)
     value = s.strip(JUNK.replace(".", "").replace("_", "").replace("-", "") + " .,")
     repairs = ["trim"] if value != s else []
-    value = value.lower()
+    # No address holds a comma: it is a dot that a coarse fax turned into a comma, not a repair
+    value = value.replace(",", ".").lower()
     local, at, domain = value.partition("@")
     if at:
         head, space, _tail = domain.partition(" ")

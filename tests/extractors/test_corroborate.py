@@ -207,3 +207,43 @@ def test_a_respelt_name_is_shown_to_a_person(read_ctx) -> None:
     name = out["staff[1].name"]
     assert name.value == "関口 奈々" and name.raw == "閲口 奈々" and name.note
     assert name.evidence.repairs == 1
+
+
+@pytest.mark.parametrize(("read", "kana", "meant"), [
+    ("kaorl.abe@mobile.example.ne.jp", "あべ かおり", "kaori.abe@mobile.example.ne.jp"),
+    ("tomoml.kykucht@ekimae-33.example.jp", "きくち ともみ", "tomomi.kikuchi@ekimae-33.example.jp"),
+    ("tar0.shimizu@example.jp", "しみず たろう", "taro.shimizu@example.jp"),
+    ("s.kat0@ekimae.example.jp", "かとう しょう", "s.kato@ekimae.example.jp"),  # long vowel left out, as written
+    ("kaorl.abe@exampie.jp", "あべ かおり", "kaori.abe@exampie.jp"),  # the name says nothing of the domain
+    ("tsubasa_ola82@gmail.com", "おおた つばさ", None),  # too far from any part of the name
+    ("junko.sato@example.jp", "さとう じゅんこ", None),  # it fits already
+    ("kaorl.abe@example.jp", "あべかおり", None),  # no space in the kana: no telling the parts
+])
+def test_an_address_is_respelt_to_its_owners_name_only_within_a_slip_or_two(read: str, kana: str,
+                                                                           meant: str | None) -> None:
+    assert corroborate.respell_email(read, kana, SUFFIXES) == meant
+
+
+def _email_row(reader: ImageReader, template, name: str, kana: str, email: str) -> dict:
+    prepared = PreparedPage("staff_registration", "fax_standard", b"")
+    row = ("staff[1].name", "staff[1].name_kana", "staff[1].email")
+    for spec in template.fields:
+        if spec.path not in row:
+            prepared.readings[spec.path] = FieldReading(spec.path, spec.kind, "", 0.9, "ocr", spec.box)
+    results = {"staff[1].name": [_ocr(name, 96)], "staff[1].name_kana": [_ocr(kana, 96)],
+               "staff[1].email": [_ocr(email, 96)], TITLE: [_ocr(template.identity.title)]}
+    return {f.path: f for f in reader.finish(prepared, results)}
+
+
+def test_an_address_is_respelt_only_where_the_written_name_vouches_for_its_kana(read_ctx) -> None:
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    mended = _email_row(reader, template, "阿部 香織", "あべ かおり", "kaorl.abe@example.jp")["staff[1].email"]
+    assert mended.value == "kaori.abe@example.jp" and mended.raw == "kaorl.abe@example.jp"
+    assert mended.note and mended.evidence.repairs == 1
+    # 子 reads こ and (団子) ご: a speck that made じゅんご of じゅんこ must not turn junko into jungo
+    kept = _email_row(reader, template, "田中 純子", "たなか じゅんご", "junko.tanaka@example.jp")["staff[1].email"]
+    assert kept.value == "junko.tanaka@example.jp" and not kept.note
+    # a kana the name does not read as spells nothing
+    unsure = _email_row(reader, template, "阿部 香織", "あべ かあり", "kaorl.abe@example.jp")["staff[1].email"]
+    assert unsure.value == "kaorl.abe@example.jp"

@@ -36,6 +36,8 @@ def test_kinds_with_a_shape() -> None:
     assert mail.value == "tsubasa_ota82@gmail.com" and mail.repairs
     speck = repair.email("yumi.kato@mobile.example.ne.jp my", words["mail_domains"], words["top_domains"])
     assert speck.value == "yumi.kato@mobile.example.ne.jp" and speck.repairs == ["trim"]
+    coarse = repair.email("junko,sato@himawari-81,example.jp ,", words["mail_domains"], words["top_domains"])
+    assert coarse.value == "junko.sato@himawari-81.example.jp" and coarse.plausible  # a fax's dot is a comma
     job = repair.job("看護帥", words["jobs"])
     assert job.value == "看護師" and job.vocabulary_score < 1.0
     assert not repair.kana("ふじたAゆき").plausible  # a reading with a Latin letter is no kana
