@@ -159,6 +159,21 @@ _LOOSE_KANA_TAIL = re.compile(r"\s[ーっゃゅょぁぃぅぇぉッャュョァ
 _KANA_SPECK = re.compile(r"(?<=[\u3041-\u30ff])\s*[.,'\"`、。，．]\s*(?=[\u3041-\u30ff])")
 
 
+# Kana that look the same in hiragana and katakana: in a reading written in the other script, one of
+# them is that script's (もり リょう is もり りょう). Only when every kana of the other script is such a twin.
+_TWIN_KANA = {"り": "リ", "へ": "ヘ", "べ": "ベ", "ぺ": "ペ", "か": "カ", "が": "ガ"}
+
+
+def _one_script(reading: str) -> str:
+    hiragana = [c for c in reading if "\u3041" <= c <= "\u309f"]
+    katakana = [c for c in reading if "\u30a1" <= c <= "\u30fa"]
+    if not hiragana or not katakana or len(hiragana) == len(katakana):
+        return reading
+    table = _TWIN_KANA if len(katakana) > len(hiragana) else {v: k for k, v in _TWIN_KANA.items()}
+    minority = min(hiragana, katakana, key=len)
+    return "".join(table.get(c, c) for c in reading) if all(c in table for c in minority) else reading
+
+
 def kana(text: str) -> Repaired:
     s = normalize.text(text)
     value, _ = trim_junk(_KANA_SPECK.sub(" ", _LOOSE_KANA_TAIL.sub("", _LOOSE_DASHES.sub("", s))))
@@ -166,6 +181,13 @@ def kana(text: str) -> Repaired:
     fixed = value.replace("一", "ー").replace("ｰ", "ー")
     if fixed != value:
         repairs.append("long_vowel")
+    if fixed.startswith("ー"):  # no word starts with a long vowel: a rule's dash or a stroke of the box
+        fixed = fixed.lstrip("ー ")
+        repairs.append("trim")
+    same_script = _one_script(fixed)
+    if same_script != fixed:
+        fixed = same_script
+        repairs.append("script")
     reading = normalize.kana(fixed)
     plausible = bool(fixed) and all("\u3041" <= c <= "\u309f" or c in KANA_EXTRA for c in reading)
     return Repaired(fixed, repairs, plausible)

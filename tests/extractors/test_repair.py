@@ -53,6 +53,16 @@ def test_a_speck_standing_apart_at_the_start_or_between_kana_goes() -> None:
     assert repair.japanese_text("1 やまゆり病院").value == "やまゆり病院"
     assert repair.japanese_text("第1 ひまわり荘").value == "第1 ひまわり荘"  # not standing apart: kept
     assert repair.kana("きくち.けんいち").value == "きくち けんいち"
+    assert repair.kana("ーやまだ たろう").value == "やまだ たろう"  # no word starts with a long vowel
+    dash = repair.kana("ー")  # an empty box's stray stroke: nothing, not a reading
+    assert dash.value == "" and not dash.plausible
+    assert repair.kana("こーじ").value == "こーじ"
+
+
+def test_a_kana_that_looks_the_same_in_the_other_script_takes_the_readings_script() -> None:
+    assert repair.kana("もり リょう").value == "もり りょう"
+    assert repair.kana("モリ りョウ").value == "モリ リョウ"
+    assert repair.kana("もり リョウ").value == "もり リョウ"  # as many of each: a person decides
 
 
 @pytest.mark.parametrize(("read", "meant"), [
