@@ -253,7 +253,7 @@ def _romaji_spellings(kana_part: str) -> set[str]:
 
 def respell_email(email: str, kana: str, suffixes: Iterable[str] = ()) -> str | None:
     """The address with each word of its local part that is not the person's name, but one or two
-    OCR slips from it, spelt as the name (kaorl.abe with かおり あべ → kaori.abe): when exactly one
+    OCR slips from it, spelt as the name (kaorl.abe with あべ かおり → kaori.abe): when exactly one
     spelling is that near and the address then fits the name. None when there is nothing to mend.
     Never the domain: the name says nothing about it."""
     local, at, domain = email.partition("@")
@@ -319,6 +319,7 @@ def unheard(written: str, kana: str) -> Iterator[str]:
 
 
 def marks_unheard(written: str, kana: str) -> bool:
+    """Whether the name cannot vouch for some voicing mark or small っ of the kana (`unheard`)."""
     return any(True for _ in unheard(written, kana))
 
 
