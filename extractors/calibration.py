@@ -46,6 +46,7 @@ class Evidence:
     sounds_right: bool = False  # the kana reading fits the name (or the name fits the address)
     lookalike: bool = False  # a name holding a glyph that looks and sounds like another (太郎/太朗)
     known_name: bool = False  # a name (or a name's kana) that is a surname and a given name (names.py)
+    weak_match: bool = False  # a closed list's entry taken for a reading that looked little like it (glyphs.py)
     empty: bool = False
     stray_ink: int = 0
     mark_share: float = 0.0
@@ -66,7 +67,8 @@ class Evidence:
                 self.vocabulary, math.log1p(self.chars), float(self.title_ok), self.agreement,
                 float(self.channel == "photo"), float(self.channel == "fax_standard"),
                 float(self.channel == "fax_fine"), self.page_conf, float(self.corroborated),
-                float(self.contradicted), float(self.sounds_right), float(self.lookalike), float(self.known_name)]
+                float(self.contradicted), float(self.sounds_right), float(self.lookalike), float(self.known_name),
+                float(self.weak_match)]
 
 
 # Until a fit exists, a cautious prior: only readings Tesseract is very sure of, with the right
@@ -74,7 +76,7 @@ class Evidence:
 PRIOR = {
     "empty": [4.0, -1.0],
     "mark": [-1.0, 2.5],
-    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5, 0.0, 1.0, -1.0, 0.5, -1.0, 0.0],
+    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5, 0.0, 1.0, -1.0, 0.5, -1.0, 0.0, -1.0],
 }
 
 

@@ -96,10 +96,12 @@ def nearest(read: str, words: list[str]) -> tuple[str, float, float]:
 @dataclass(frozen=True)
 class Match:
     """How near a reading must look to a word to be taken for it: a score of at least `min_score`,
-    `margin` ahead of the runner-up (reading.toml, [closed_lists])."""
+    `margin` ahead of the runner-up (reading.toml, [closed_lists]). Taken with a score below
+    `weak_below`, it is a weak match: evidence for the confidence model, not a reason to refuse it."""
 
     min_score: float = 0.5
     margin: float = 0.05
+    weak_below: float = 0.6
 
     def best(self, read: str, words: list[str]) -> tuple[str, float] | None:
         """The word `read` clearly looks most like, with its score; None when none clearly does."""

@@ -454,6 +454,7 @@ class ImageReader:
                             plausible=plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
                             chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=channel,
                             lookalike=lookalike, known_name=known and not lookalike,
+                            weak_match=fixed.vocabulary_score < self.match.weak_below,
                             agreement=(agreeing - 1) / others if others else 1.0)
         note = "" if plausible else (norm.note or "読み取った値の形が項目に合いません")
         return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,

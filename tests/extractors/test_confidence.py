@@ -1,0 +1,30 @@
+"""What the confidence model is told about a reading, and what it makes of it."""
+
+from __future__ import annotations
+
+from renraku.extractors import calibration, ocr
+from renraku.extractors.image_reader import ImageReader, vocabulary
+
+
+def _ocr(text: str, conf: float = 90.0) -> ocr.Reading:
+    return ocr.Reading(text, [ocr.Word(text, conf, (0, 0, 10, 10))])
+
+
+def test_a_job_taken_from_a_reading_that_looked_little_like_it_is_a_weak_match(read_ctx) -> None:
+    """薬剤師 read 前師 was taken for 医師: the closed list mends slips, but a far one is told apart."""
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    spec = next(s for s in template.fields if s.kind == "job")
+    near, far = (reader._text(spec, [_ocr(read)], True, "fax_standard") for read in ("薬剤帥", "前師"))
+    assert (near.value, far.value) == ("薬剤師", "医師")
+    assert not near.evidence.weak_match and far.evidence.weak_match
+    assert len(far.evidence.features()) == len(calibration.PRIOR["text"])
+
+
+def test_the_shipped_calibration_fits_the_evidence_the_reader_gives() -> None:
+    """A feature added without refitting would silently fall back to the cautious prior: every
+    group of calibration.json must take exactly the features its evidence has."""
+    fitted = calibration._coefficients(str(calibration.CALIBRATION_FILE))
+    for kind, group in calibration.GROUPS.items():
+        assert len(fitted[group]) == len(calibration.Evidence(kind=kind).features()), group
+    assert len(fitted["empty"]) == len(calibration.Evidence(kind="text", empty=True).features())
