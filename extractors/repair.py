@@ -76,6 +76,10 @@ def _katakana(ch: str) -> bool:
     return "\u30a1" <= ch <= "\u30fa"
 
 
+def _hiragana(ch: str) -> bool:
+    return "\u3041" <= ch <= "\u309f"
+
+
 def person_name(text: str) -> Repaired:
     """A person's name: Japanese text, with katakana that stand for kanji put right."""
     base = japanese_text(text)
@@ -165,8 +169,8 @@ _TWIN_KANA = {"り": "リ", "へ": "ヘ", "べ": "ベ", "ぺ": "ペ", "か": "�
 
 
 def _one_script(reading: str) -> str:
-    hiragana = [c for c in reading if "\u3041" <= c <= "\u309f"]
-    katakana = [c for c in reading if "\u30a1" <= c <= "\u30fa"]
+    hiragana = [c for c in reading if _hiragana(c)]
+    katakana = [c for c in reading if _katakana(c)]
     if not hiragana or not katakana or len(hiragana) == len(katakana):
         return reading
     table = _TWIN_KANA if len(katakana) > len(hiragana) else {v: k for k, v in _TWIN_KANA.items()}
@@ -189,7 +193,7 @@ def kana(text: str) -> Repaired:
         fixed = same_script
         repairs.append("script")
     reading = normalize.kana(fixed)
-    plausible = bool(fixed) and all("\u3041" <= c <= "\u309f" or c in KANA_EXTRA for c in reading)
+    plausible = bool(fixed) and all(_hiragana(c) or c in KANA_EXTRA for c in reading)
     return Repaired(fixed, repairs, plausible)
 
 
