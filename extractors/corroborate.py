@@ -174,9 +174,9 @@ def respell(written: str, kana: str, match: glyphs.Match = glyphs.USUAL) -> str 
 
 # ------------------------------------------------------------------------------- e-mail and name
 
+_LONG_VOWELS = (("ou", "o"), ("oo", "o"), ("uu", "u"))  # written or left out in romanised names
 _CANON = [("tch", "tt"), ("shi", "si"), ("sh", "sy"), ("chi", "ti"), ("ch", "ty"), ("tsu", "tu"), ("fu", "hu"),
-          ("ji", "zi"), ("j", "zy"), ("mb", "nb"), ("mp", "np"), ("mm", "nm"), ("ou", "o"), ("oo", "o"),
-          ("oh", "o"), ("uu", "u"), ("'", "")]
+          ("ji", "zi"), ("j", "zy"), ("mb", "nb"), ("mp", "np"), ("mm", "nm"), *_LONG_VOWELS, ("oh", "o"), ("'", "")]
 
 
 def _canon(romaji: str) -> str:
@@ -237,9 +237,6 @@ def email_fits_name(email: str, kana: str, suffixes: Iterable[str] = ()) -> bool
         elif not (t in initials or c in initials or t in short):
             return False
     return named
-
-
-_LONG_VOWELS = (("ou", "o"), ("oo", "o"), ("uu", "u"))
 
 
 def _romaji_spellings(kana_part: str) -> set[str]:
