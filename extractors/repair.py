@@ -292,7 +292,7 @@ def _mend_domain(domain: str, known: list[str], tops: list[str]) -> tuple[str, s
 
 def email(text: str, known_domains: list[str] | None = None, tops: list[str] | None = None) -> Repaired:
     s = normalize.text(text)
-    value = s.strip(JUNK.replace(".", "").replace("_", "").replace("-", "") + " .,")
+    value = s.strip(JUNK + " ")  # no address starts with a "_" or "-": a rule's or a speck's remnant
     repairs = ["trim"] if value != s else []
     # No address holds a comma: it is a dot that a coarse fax turned into a comma, not a repair
     value = value.replace(",", ".").lower()

@@ -38,6 +38,8 @@ def test_kinds_with_a_shape() -> None:
     assert speck.value == "yumi.kato@mobile.example.ne.jp" and speck.repairs == ["trim"]
     coarse = repair.email("junko,sato@himawari-81,example.jp ,", words["mail_domains"], words["top_domains"])
     assert coarse.value == "junko.sato@himawari-81.example.jp" and coarse.plausible  # a fax's dot is a comma
+    rule = repair.email("_ tomomi.hashimoto@wakaba-89.example.jp -", words["mail_domains"], words["top_domains"])
+    assert rule.value == "tomomi.hashimoto@wakaba-89.example.jp" and rule.repairs == ["trim"]
     job = repair.job("看護帥", words["jobs"])
     assert job.value == "看護師" and job.vocabulary_score < 1.0
     assert not repair.kana("ふじたAゆき").plausible  # a reading with a Latin letter is no kana
