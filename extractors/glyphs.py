@@ -87,6 +87,12 @@ def distance(read: str, word: str) -> float:
 def nearest(read: str, words: list[str]) -> tuple[str, float, float]:
     """The word of the list that `read` looks most like: (word, its score, the runner-up's score),
     a score being 1 - distance / length of the longer (1 = the same)."""
+    return _nearest(read, tuple(words))
+
+
+@lru_cache(maxsize=4096)
+def _nearest(read: str, words: tuple[str, ...]) -> tuple[str, float, float]:
+    """(A crop's readings are weighed again after each stage and once more at the end.)"""
     scored = sorted(((1 - distance(read, w) / max(len(read), len(w), 1), w) for w in words), reverse=True)
     if not scored:
         return "", 0.0, 0.0

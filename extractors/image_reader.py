@@ -11,6 +11,7 @@ confidence model (calibration.py) turns what was seen into a probability of bein
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tomllib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from renraku.extractors.register import Registration, WorkPage, rectify
 from renraku.extractors.templates import FieldSpec, Template
 
 FORMS_DIR = PACKAGE_DIR / "samples" / "forms"
+log = logging.getLogger(__name__)
 TITLE = "__title__"
 
 
@@ -169,6 +171,18 @@ def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
     for p, found in zip(missed_owners, ocr.read_requests(missed, workers), strict=True):
         results[p] |= found
     return results
+
+
+def warm(config: dict[str, Any]) -> None:
+    """Load the dictionaries that weighing the readings needs (about 1.5 s) while this process would
+    only wait, e.g. for the page workers: otherwise the first page's readings wait for them."""
+    try:
+        corroborate.warm()
+        lexicon = str(config.get("names", {}).get("lexicon", ""))
+        if lexicon:
+            names.load(lexicon)
+    except Exception:  # the same load fails again where it is needed, and is reported there
+        log.debug("loading the dictionaries ahead failed", exc_info=True)
 
 
 class ImageReader:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -103,7 +104,15 @@ def prepare_page(page: Page, ctx: ReadContext) -> PageResult:
 def read_pages(pages: list[Page], ctx: ReadContext, pool: Executor | None = None) -> list[PageResult]:
     """Read pages: prepared in parallel (given a pool), the OCR of all of them batched, then finished."""
     if pool is not None and len(pages) > 1:
+        from renraku.extractors.image_reader import warm
+
+        images = any(p.kind == "image" for p in pages)
+        warming = threading.Thread(target=warm, args=(ctx.config,), daemon=True)
+        if images:
+            warming.start()  # this process only waits for the workers meanwhile
         results = list(pool.map(_prepare_in_worker, pages))
+        if images:
+            warming.join()
     else:
         results = [_safely(prepare_page, p, ctx) for p in pages]
     pending = [r for r in results if r.pending is not None]
