@@ -47,6 +47,7 @@ class Evidence:
     lookalike: bool = False  # a name holding a glyph that looks and sounds like another (太郎/太朗)
     known_name: bool = False  # a name (or a name's kana) that is a surname and a given name (names.py)
     weak_match: bool = False  # a closed list's entry taken for a reading that looked little like it (glyphs.py)
+    disputed_match: bool = False  # a closed list's entry taken for an inexact reading most other readings did not give
     empty: bool = False
     stray_ink: int = 0
     mark_share: float = 0.0
@@ -68,7 +69,7 @@ class Evidence:
                 float(self.channel == "photo"), float(self.channel == "fax_standard"),
                 float(self.channel == "fax_fine"), self.page_conf, float(self.corroborated),
                 float(self.contradicted), float(self.sounds_right), float(self.lookalike), float(self.known_name),
-                float(self.weak_match)]
+                float(self.weak_match), float(self.disputed_match)]
 
 
 # Until a fit exists, a cautious prior: only readings Tesseract is very sure of, with the right
@@ -76,7 +77,8 @@ class Evidence:
 PRIOR = {
     "empty": [4.0, -1.0],
     "mark": [-1.0, 2.5],
-    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5, 0.0, 1.0, -1.0, 0.5, -1.0, 0.0, -1.0],
+    "text": [-11.0, 6.0, 4.0, 2.0, -1.5, 0.0, 0.0, 1.0, 2.0, -1.0, -1.0, -0.5, 0.0, 1.0, -1.0, 0.5, -1.0, 0.0,
+             -1.0, -1.0],
 }
 
 

@@ -464,12 +464,13 @@ class ImageReader:
         others = len(readings) - 1
         # A name holding a lookalike glyph is known either way (太郎 and 太朗, 斎藤 and 斉藤): no evidence
         lookalike = kind == "name" and not self.lookalikes.isdisjoint(norm.value)
+        agreement = (agreeing - 1) / others if others else 1.0
         evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,
                             plausible=plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
                             chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=channel,
                             lookalike=lookalike, known_name=known and not lookalike,
                             weak_match=fixed.vocabulary_score < self.match.weak_below,
-                            agreement=(agreeing - 1) / others if others else 1.0)
+                            disputed_match=fixed.vocabulary_score < 1 and agreement < 0.5, agreement=agreement)
         note = "" if plausible else (norm.note or "読み取った値の形が項目に合いません")
         return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,
                             note=note, evidence=evidence)

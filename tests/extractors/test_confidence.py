@@ -28,3 +28,17 @@ def test_the_shipped_calibration_fits_the_evidence_the_reader_gives() -> None:
     for kind, group in calibration.GROUPS.items():
         assert len(fitted[group]) == len(calibration.Evidence(kind=kind).features()), group
     assert len(fitted["empty"]) == len(calibration.Evidence(kind="text", empty=True).features())
+
+
+def test_a_job_most_readings_did_not_give_is_a_disputed_match(read_ctx) -> None:
+    """Job titles read wrong with high confidence had been taken on a split vote: an inexact reading
+    mended to an entry that most of the crop's other readings did not give."""
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    spec = next(s for s in template.fields if s.kind == "job")
+    split = reader._text(spec, [_ocr("薬剤帥", 95), _ocr("前師", 80), _ocr("看護帥", 70)], True, "fax_standard")
+    agreed = reader._text(spec, [_ocr("薬剤帥", 95), _ocr("薬剤帥", 80), _ocr("看護帥", 70)], True, "fax_standard")
+    exact = reader._text(spec, [_ocr("薬剤師", 95), _ocr("前師", 80), _ocr("看護帥", 70)], True, "fax_standard")
+    assert split.value == agreed.value == exact.value == "薬剤師"
+    assert split.evidence.disputed_match
+    assert not agreed.evidence.disputed_match and not exact.evidence.disputed_match
