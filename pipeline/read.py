@@ -211,7 +211,8 @@ def corroborate_item(pages: list[PageResult], ctx: ReadContext) -> None:
 
     words = vocabulary()
     readings = [p.readings for p in pages]
-    changed = corroborate.across_pages(readings) + corroborate.emails(
+    changed = corroborate.vote_domains(readings, words.get("mail_domains", []))
+    changed += corroborate.across_pages(readings) + corroborate.emails(
         readings, words.get("email_role_suffixes", []), words.get("mail_domains", []))
     for r in changed:
         r.confidence = confidence(r.evidence)

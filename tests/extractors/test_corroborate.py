@@ -133,6 +133,23 @@ def _ocr(text: str, conf: float = 90.0) -> ocr.Reading:
     return ocr.Reading(text, [ocr.Word(text, conf, (0, 0, 10, 10))])
 
 
+def test_a_domain_garbled_differently_in_each_address_is_voted_character_by_character() -> None:
+    """Addresses of one facility's fax whose domains a fax garbled in different places (test1, APP-007)."""
+    contact = [_reading("contact_email", "email", "saori.takahashi@higashtmachi-30.example.jp")]
+    staff = [_reading(f"staff[{i}].email", "email", address) for i, address in enumerate(
+        ["saori.abe@htgashimachi-30.example.jp", "hanako.watanabe@higashtmach1-30.example.jp",
+         "saori.yoshida@higashimacht-30.example.jp", "junko.sato@higashimachi-30.example.jp",
+         "taro.kato@gmail.com", "jiro.kato@ymail.com", "ken.ito@ymail.com"], 1)]
+    before = [r.evidence.repairs for r in staff]
+    changed = corroborate.vote_domains([contact, staff], ["gmail.com", "ymail.com"])
+    assert {str(r.value).partition("@")[2] for r in contact + staff[:4]} == {"higashimachi-30.example.jp"}
+    assert changed == contact + staff[:3] and staff[0].evidence.repairs == before[0] + 1
+    assert staff[3].evidence.repairs == before[3]  # read right: left alone
+    assert [r.value for r in staff[4:]] == ["taro.kato@gmail.com", "jiro.kato@ymail.com", "ken.ito@ymail.com"]
+    assert corroborate.vote_domains([[_reading("email", "email", "a@aoba-64.example.jp")],
+                                     [_reading("email", "email", "b@uoba-64.example.jp")]]) == []  # one other
+
+
 def test_readings_of_a_name_that_agree_with_its_kana_win_over_the_majority(read_ctx) -> None:
     template = read_ctx.template("staff_registration")
     reader = ImageReader(template, read_ctx.config, vocabulary())
