@@ -363,12 +363,22 @@ def emails(pages: list[list[FieldReading]], suffixes: Iterable[str] = (),
     return changed
 
 
+# Two mail domains are near when at most this share of their characters differs: a fax's slips
+# (higashtmach1-30.example.jp is 2 of 26 characters from higashimachi-30.example.jp), not another facility.
+NEAR_DOMAINS = 0.25
+
+
+def _most_given(own: str, votes: Counter[str]) -> str:
+    """The character most domains give; the one read where another ties with it."""
+    return max(votes, key=lambda c: (votes[c], c == own))
+
+
 def vote_domains(pages: list[list[FieldReading]], known_domains: Iterable[str] = ()) -> list[FieldReading]:
     """Staff of one facility share a mail domain, which a fax garbles differently in each address
     (higashtmachi-30…, higashimacht-30…, htgashimachi-30…): each character of a domain is taken as
-    most of the item's near domains (a quarter of the characters apart at most, two at least) give
-    it, and the change counted a repair. A common domain (gmail.com beside ymail.com) stays as read.
-    Returns the readings whose value changed."""
+    most of the item's near domains (`NEAR_DOMAINS`, two at least) give it, and the change counted a
+    repair. A common domain (gmail.com beside ymail.com) stays as read. Returns the readings whose
+    value changed."""
     from rapidfuzz.distance import Levenshtein
 
     common = set(known_domains)
@@ -376,7 +386,7 @@ def vote_domains(pages: list[list[FieldReading]], known_domains: Iterable[str] =
     domains = [str(r.value).partition("@")[2] for r in emails]
     voted: list[tuple[FieldReading, str]] = []
     for i, (r, own) in enumerate(zip(emails, domains, strict=True)):
-        near = [d for j, d in enumerate(domains) if j != i and Levenshtein.normalized_distance(own, d) <= 0.25]
+        near = [d for j, d in enumerate(domains) if j != i and Levenshtein.normalized_distance(own, d) <= NEAR_DOMAINS]
         if own in common or len(near) < 2:
             continue
         votes = [Counter({ch: 1}) for ch in own]
@@ -385,7 +395,7 @@ def vote_domains(pages: list[list[FieldReading]], known_domains: Iterable[str] =
                 if op.tag in ("equal", "replace"):
                     for k in range(op.src_end - op.src_start):
                         votes[op.src_start + k][other[op.dest_start + k]] += 1
-        domain = "".join(max(v, key=lambda c, v=v, ch=ch: (v[c], c == ch)) for ch, v in zip(own, votes, strict=True))
+        domain = "".join(_most_given(ch, v) for ch, v in zip(own, votes, strict=True))
         if domain != own:
             voted.append((r, domain))
     for r, domain in voted:  # after all the votes: each counted the domains as read
