@@ -117,16 +117,24 @@ def closed_list(text: str, words: list[str], match: glyphs.Match = glyphs.USUAL)
 
 
 def with_suffix(text: str, suffixes: list[str]) -> Repaired:
-    """A name ending in a known kind of facility (…調剤薬局): one slip in the ending is mended."""
+    """A name ending in a known kind of facility (…調剤薬局), or else beginning with one (訪問看護
+    ステーションやまゆり): one slip in that part is mended."""
     base = japanese_text(text)
     value = base.value
     compact = value.replace(" ", "")
-    for suffix in sorted(suffixes, key=len, reverse=True):  # the longest ending decides
+    kinds = sorted(suffixes, key=len, reverse=True)  # the longest decides
+    for suffix in kinds:
         n = len(suffix)
         if compact.endswith(suffix):
             return base
         if n >= 3 and len(compact) > n and _close(compact[-n:], suffix) == 1:
             return Repaired(compact[:-n] + suffix, [*base.repairs, "suffix"], base.plausible)
+    for prefix in kinds:
+        n = len(prefix)
+        if compact.startswith(prefix):
+            return base
+        if n >= 3 and len(compact) > n and _close(compact[:n], prefix) == 1:
+            return Repaired(prefix + compact[n:], [*base.repairs, "prefix"], base.plausible)
     return base
 
 

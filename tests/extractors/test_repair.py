@@ -45,6 +45,15 @@ def test_kinds_with_a_shape() -> None:
     assert not repair.kana("ふじたAゆき").plausible  # a reading with a Latin letter is no kana
 
 
+def test_a_slip_in_the_kind_of_facility_is_mended_at_either_end_of_the_name() -> None:
+    suffixes = vocabulary()["facility_suffixes"]
+    assert repair.with_suffix("あおば調剤薬屋", suffixes).value == "あおば調剤薬局"
+    first = repair.with_suffix("訪問大 護ステーションやまゆり", suffixes)  # a blurred photo's 看
+    assert first.value == "訪問看護ステーションやまゆり" and first.repairs == ["prefix"]
+    assert repair.with_suffix("訪問和議ステーションやまゆり", suffixes).repairs == []  # two slips: left to a person
+    assert repair.with_suffix("やまゆり訪問看護ステーション", suffixes).repairs == []
+
+
 def test_junk_dashes_and_specks_at_the_end_go_in_any_order() -> None:
     assert repair.person_name("佐藤 誠 ーー '").value == "佐藤 誠"
     assert repair.japanese_text("「 ひまわり居宅介護支援事業所 ーー '").value == "ひまわり居宅介護支援事業所"
