@@ -368,34 +368,43 @@ def emails(pages: list[list[FieldReading]], suffixes: Iterable[str] = (),
 NEAR_DOMAINS = 0.25
 
 
-def _most_given(own: str, votes: Counter[str]) -> str:
-    """The character most domains give; the one read where another ties with it."""
-    return max(votes, key=lambda c: (votes[c], c == own))
+def _character_vote(own: str, near: list[str]) -> str:
+    """Each character of `own` as most of it and the `near` domains give it (aligned by their edit
+    operations); the one read where another ties with it."""
+    from rapidfuzz.distance import Levenshtein
+
+    votes = [Counter({ch: 1}) for ch in own]
+    for other in near:
+        for op in Levenshtein.opcodes(own, other):
+            if op.tag in ("equal", "replace"):
+                for k in range(op.src_end - op.src_start):
+                    votes[op.src_start + k][other[op.dest_start + k]] += 1
+    return "".join(max(v, key=lambda c, v=v, ch=ch: (v[c], c == ch)) for ch, v in zip(own, votes, strict=True))
 
 
 def vote_domains(pages: list[list[FieldReading]], known_domains: Iterable[str] = ()) -> list[FieldReading]:
-    """Staff of one facility share a mail domain, which a fax garbles differently in each address
-    (higashtmachi-30…, higashimacht-30…, htgashimachi-30…): each character of a domain is taken as
-    most of the item's near domains (`NEAR_DOMAINS`, two at least) give it, and the change counted a
-    repair. A common domain (gmail.com beside ymail.com) stays as read. Returns the readings whose
-    value changed."""
+    """Staff of one facility share a mail domain, which a fax garbles, mostly differently in each
+    address. A domain a slip or two from one that more addresses of the item give (two at least) is
+    taken to be that one (two against two is no majority); otherwise, where two other domains at
+    least are near (`NEAR_DOMAINS`), each character is taken as most of them give it (higashtmachi-30…,
+    higashimacht-30…, htgashimachi-30…). Either is counted a repair. A common domain (ymail.com beside
+    gmail.com) stays as read. Returns the readings whose value changed."""
     from rapidfuzz.distance import Levenshtein
 
     common = set(known_domains)
     emails = [r for readings in pages for r in _texts(readings).values() if r.kind == "email" and "@" in str(r.value)]
     domains = [str(r.value).partition("@")[2] for r in emails]
+    counts = Counter(domains)
     voted: list[tuple[FieldReading, str]] = []
     for i, (r, own) in enumerate(zip(emails, domains, strict=True)):
-        near = [d for j, d in enumerate(domains) if j != i and Levenshtein.normalized_distance(own, d) <= NEAR_DOMAINS]
-        if own in common or len(near) < 2:
+        if own in common:
             continue
-        votes = [Counter({ch: 1}) for ch in own]
-        for other in near:
-            for op in Levenshtein.opcodes(own, other):
-                if op.tag in ("equal", "replace"):
-                    for k in range(op.src_end - op.src_start):
-                        votes[op.src_start + k][other[op.dest_start + k]] += 1
-        domain = "".join(_most_given(ch, v) for ch, v in zip(own, votes, strict=True))
+        domain = next((d for d, n in counts.most_common()
+                       if d != own and n >= 2 and n > counts[own] and Levenshtein.distance(own, d) <= 2), None)
+        if domain is None:
+            near = [d for j, d in enumerate(domains)
+                    if j != i and Levenshtein.normalized_distance(own, d) <= NEAR_DOMAINS]
+            domain = _character_vote(own, near) if len(near) >= 2 else own
         if domain != own:
             voted.append((r, domain))
     for r, domain in voted:  # after all the votes: each counted the domains as read

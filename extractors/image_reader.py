@@ -249,7 +249,6 @@ class ImageReader:
             if spec.path not in readings:
                 readings[spec.path] = self._text(spec, results[spec.path], title_ok, prepared.channel)
         self._agree(readings, results, title_ok, prepared.channel)
-        self._vote_domains([r for r in readings.values() if r.kind == "email"])
         corroborate.within_page(list(readings.values()))
         self._page_evidence([r for r in readings.values() if r.method == "ocr" and r.value != ""])
         return [readings[s.path] for s in self.template.fields]
@@ -327,26 +326,6 @@ class ImageReader:
         for r in texts:
             r.evidence.page_conf = page_conf
             r.confidence = confidence(r.evidence)
-
-    def _vote_domains(self, emails: list[FieldReading]) -> None:
-        """Staff of one facility mostly share a mail domain: a domain a slip away from one that more
-        addresses on the page give (two at least) is taken to be that one (and counted a repair).
-        Two against two is no majority: both stay as read."""
-        from collections import Counter
-
-        from rapidfuzz.distance import Levenshtein
-
-        domains = Counter(str(r.value).partition("@")[2] for r in emails if "@" in str(r.value))
-        for r in emails:
-            local, at, domain = str(r.value).partition("@")
-            if not at:
-                continue
-            for common, n in domains.most_common():
-                if common != domain and n >= 2 and n > domains[domain] and Levenshtein.distance(domain, common) <= 2:
-                    r.value = f"{local}@{common}"
-                    r.evidence.repairs += 1
-                    r.confidence = confidence(r.evidence)
-                    break
 
     def _repair(self, spec: FieldSpec, text: str) -> repair.Repaired:
         kind, hints, v = spec.kind, spec.hints, self.vocabulary

@@ -133,6 +133,22 @@ def _ocr(text: str, conf: float = 90.0) -> ocr.Reading:
     return ocr.Reading(text, [ocr.Word(text, conf, (0, 0, 10, 10))])
 
 
+def _addresses(*values: str) -> list[FieldReading]:
+    return [_reading(f"staff[{n}].email", "email", v) for n, v in enumerate(values, 1)]
+
+
+def test_a_mail_domain_slip_is_mended_by_the_majority_of_the_item() -> None:
+    page = _addresses("a.abe@honcho-78.example.jp", "b.ito@honcho-78.example.jp", "c.ueda@honcho-78example.jp")
+    corroborate.vote_domains([page])
+    assert [r.value.partition("@")[2] for r in page] == ["honcho-78.example.jp"] * 3
+    assert page[2].evidence.repairs == 1
+    tie = _addresses("a.abe@honcho-78.example.jp", "b.ito@honcho-78.example.jp",
+                     "c.ueda@honcho-78example.jp", "d.oda@honcho-78example.jp")
+    corroborate.vote_domains([tie])
+    assert [r.value.partition("@")[2] for r in tie] == ["honcho-78.example.jp"] * 2 + ["honcho-78example.jp"] * 2
+    assert all(r.evidence.repairs == 0 for r in tie)  # two against two: each stays as read
+
+
 def test_a_domain_garbled_differently_in_each_address_is_voted_character_by_character() -> None:
     """Addresses of one facility's fax whose domains a fax garbled in different places (test1, APP-007)."""
     contact = [_reading("contact_email", "email", "saori.takahashi@higashtmachi-30.example.jp")]

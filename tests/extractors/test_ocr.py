@@ -49,27 +49,6 @@ def test_a_missing_ocr_model_is_named_with_its_package(templates, monkeypatch) -
         ImageReader(templates[0], reading_config(Settings().reading_config), vocabulary())
 
 
-def _addresses(*values: str) -> list:
-    from renraku.extractors.calibration import Evidence
-    from renraku.extractors.fields import FieldReading
-
-    return [FieldReading(f"staff[{n}].email", "email", v, 0.5, "ocr", (0, 0, 1, 1), evidence=Evidence(kind="email"))
-            for n, v in enumerate(values, 1)]
-
-
-def test_a_mail_domain_slip_is_mended_by_the_majority_of_the_page_only(templates) -> None:
-    reader = ImageReader(templates[0], reading_config(Settings().reading_config), vocabulary())
-    page = _addresses("a.abe@honcho-78.example.jp", "b.ito@honcho-78.example.jp", "c.ueda@honcho-78example.jp")
-    reader._vote_domains(page)
-    assert [r.value.partition("@")[2] for r in page] == ["honcho-78.example.jp"] * 3
-    assert page[2].evidence.repairs == 1
-    tie = _addresses("a.abe@honcho-78.example.jp", "b.ito@honcho-78.example.jp",
-                     "c.ueda@honcho-78example.jp", "d.oda@honcho-78example.jp")
-    reader._vote_domains(tie)
-    assert [r.value.partition("@")[2] for r in tie] == ["honcho-78.example.jp"] * 2 + ["honcho-78example.jp"] * 2
-    assert all(r.evidence.repairs == 0 for r in tie)  # two against two: each stays as read
-
-
 def test_a_word_made_tall_by_a_speck_above_it_stays_in_its_place() -> None:
     words = [ocr.Word("けやき", 90, (5, 38, 82, 63)), ocr.Word("ディ", 94, (93, 36, 138, 63)),
              ocr.Word("サー", 88, (152, 1, 202, 63)),  # a speck above サ: its box reaches the top
