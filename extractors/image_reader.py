@@ -198,6 +198,9 @@ class ImageReader:
         self.vocabulary = vocabulary
         self.lookalikes = set("".join(vocabulary.get("name_lookalikes", [])))
         self.match = glyphs.Match(**config.get("closed_lists", {}))
+        bolder = config.get("repairs", {})
+        self.kind_min = float(bolder.get("facility_kind_min", 0.0))
+        self.place_min = float(bolder.get("address_place_min", 0.0))
         self.forms_dir = Path(image.get("forms_dir") or FORMS_DIR)
         self.variants = ocr.check_variants(image.get("variants", ["plain"]))
         self.stages = [Stage(ocr.check_variants(st.get("variants", [])), ocr.check_variants(st.get("other_models", [])),
@@ -344,9 +347,9 @@ class ImageReader:
         if hints.get("vocabulary") in v:
             return repair.closed_list(text, v[hints["vocabulary"]], self.match)
         if hints.get("suffixes") in v:
-            return repair.with_suffix(text, v[hints["suffixes"]])
+            return repair.with_suffix(text, v[hints["suffixes"]], self.kind_min)
         if hints.get("address"):
-            return repair.address(text, v.get("places", []))
+            return repair.address(text, v.get("places", []), self.place_min)
         if kind == "name":
             return repair.person_name(text)
         return repair.japanese_text(text)
@@ -427,7 +430,8 @@ class ImageReader:
 
         def rank(c: tuple) -> tuple:
             k = normalize.comparable(kind, c[3].value)
-            return bool(prefer and prefer(c[3].value)), c[0], votes[k] + self.known_weight * is_known[k], c[1]
+            return (bool(prefer and prefer(c[3].value)), c[0], votes[k] + self.known_weight * is_known[k],
+                    not c[2].note, c[1])
 
         best = max(candidates, key=rank)
         key = normalize.comparable(kind, best[3].value)
@@ -450,7 +454,7 @@ class ImageReader:
                             lookalike=lookalike, known_name=known and not lookalike,
                             weak_match=fixed.vocabulary_score < self.match.weak_below,
                             disputed_match=fixed.vocabulary_score < 1 and agreement < 0.5, agreement=agreement)
-        note = "" if plausible else (norm.note or "読み取った値の形が項目に合いません")
+        note = fixed.note if plausible else (norm.note or "読み取った値の形が項目に合いません")
         return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,
                             note=note, evidence=evidence)
 

@@ -30,6 +30,7 @@ class Repaired:
     repairs: list[str] = field(default_factory=list)
     plausible: bool = True  # the value has its kind's shape
     vocabulary_score: float = 1.0  # for closed lists: how near the reading looked to the entry taken
+    note: str = ""  # a repair bold enough that a person must see it (Japanese, for the reviewer)
 
 
 def trim_junk(text: str) -> tuple[str, bool]:
@@ -116,9 +117,12 @@ def closed_list(text: str, words: list[str], match: glyphs.Match = glyphs.USUAL)
     return Repaired(found[0], [*base.repairs, "vocabulary"], True, found[1])
 
 
-def with_suffix(text: str, suffixes: list[str]) -> Repaired:
+def with_suffix(text: str, suffixes: list[str], guess_min: float = 0.0) -> Repaired:
     """A name ending in a known kind of facility (…調剤薬局), or else beginning with one (訪問看護
-    ステーションやまゆり): one slip in that part is mended."""
+    ステーションやまゆり): one slip in that part is mended. Given `guess_min`, a kind of at least four
+    characters that the end (or start) only looks like (glyph score, `glyphs.distance`) at least that
+    much is put in too, with a note: handwriting on a fax loses several characters of it at once
+    (さくら話間看議ステーション), which no one-slip rule reaches."""
     base = japanese_text(text)
     value = base.value
     compact = value.replace(" ", "")
@@ -135,11 +139,36 @@ def with_suffix(text: str, suffixes: list[str]) -> Repaired:
             return base
         if n >= 3 and len(compact) > n and _close(compact[:n], prefix) == 1:
             return Repaired(prefix + compact[n:], [*base.repairs, "prefix"], base.plausible)
-    return base
+    guess = _kind_looked_like(compact, kinds, guess_min) if guess_min > 0 else None
+    if guess is None:
+        return base
+    return Repaired(guess, [*base.repairs, "kind"], base.plausible,
+                    note="施設の種類の語に似ているため補正しました（要確認）")
 
 
-def address(text: str, places: list[str]) -> Repaired:
+def _kind_looked_like(compact: str, kinds: list[str], least: float) -> str | None:
+    """The name with the kind of facility its end (else its start) looks most like put in, a
+    character more or less than the kind allowed for; None when none looks like one `least`."""
+    for at_end in (True, False):
+        best: tuple[float, str] | None = None
+        for kind in kinds:
+            n = len(kind)
+            for m in (n - 1, n, n + 1):
+                if n < 4 or len(compact) <= m:
+                    continue
+                part = compact[-m:] if at_end else compact[:m]
+                score = 1 - glyphs.distance(part, kind) / max(m, n)
+                if score >= least and (best is None or score > best[0]):
+                    best = (score, compact[:-m] + kind if at_end else kind + compact[m:])
+        if best is not None:
+            return best[1]
+    return None
+
+
+def address(text: str, places: list[str], guess_min: float = 0.0) -> Repaired:
     """An address beginning with a known prefecture and municipality: a slip in them is mended.
+    Given `guess_min`, a start that only looks like one (glyph score) of the prefecture's
+    municipalities gets it put in, with a note (栃木市県下都斬郡王生町 → 栃木県下都賀郡壬生町).
 
     Spaces OCR puts between two Japanese characters go; a space after the street number (before a
     building's name) stays, as the sender wrote it.
@@ -149,17 +178,47 @@ def address(text: str, places: list[str]) -> Repaired:
     value = re.sub(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f\d])", "", value)
     repairs = list(base.repairs) + (["respaced"] if value != base.value else [])
     best: tuple[int, str, int] | None = None
+    # An address that names its prefecture is taken for a place with one: 栃木市県… is 栃木県… misread
+    named = any(e in value[:5] for e in _PREFECTURE_ENDS)
     for place in places:
+        if named and not _with_prefecture(place):
+            continue
         if value.startswith(place):
             return Repaired(value, repairs, True)
         for cut in (len(place) - 1, len(place), len(place) + 1):
             d = _close(value[:cut], place)
             if d <= max(1, len(place) // 4) and (best is None or d < best[0]):
                 best = (d, place, cut)
-    if best is None:
-        return Repaired(value, repairs, base.plausible)
-    _d, place, cut = best
-    return Repaired(place + value[cut:], [*repairs, "place"], True)
+    if best is not None:
+        _d, place, cut = best
+        return Repaired(place + value[cut:], [*repairs, "place"], True)
+    guess = _place_looked_like(value, places, guess_min) if guess_min > 0 else None
+    if guess is not None:
+        return Repaired(guess, [*repairs, "place"], True, note="所在地の市町村名に似ているため補正しました（要確認）")
+    return Repaired(value, repairs, base.plausible)
+
+
+_PREFECTURE_ENDS = set("都道府県")
+
+
+def _with_prefecture(place: str) -> bool:
+    return any(place.find(e) in (2, 3) for e in _PREFECTURE_ENDS)
+
+
+def _place_looked_like(value: str, places: list[str], least: float) -> str | None:
+    """The address with the prefecture and municipality its start looks most like put in (places
+    with their prefecture only; up to two characters more or fewer); None below `least`."""
+    best: tuple[float, str] | None = None
+    for place in places:
+        n = len(place)
+        if not _with_prefecture(place):
+            continue
+        for m in range(n - 2, n + 3):
+            if 0 < m < len(value):
+                score = 1 - glyphs.distance(value[:m], place) / max(m, n)
+                if score >= least and (best is None or score > best[0]):
+                    best = (score, place + value[m:])
+    return best[1] if best else None
 
 
 # No word of a reading begins with a long vowel mark or a small kana: such a group standing apart

@@ -50,8 +50,29 @@ def test_a_slip_in_the_kind_of_facility_is_mended_at_either_end_of_the_name() ->
     assert repair.with_suffix("あおば調剤薬屋", suffixes).value == "あおば調剤薬局"
     first = repair.with_suffix("訪問大 護ステーションやまゆり", suffixes)  # a blurred photo's 看
     assert first.value == "訪問看護ステーションやまゆり" and first.repairs == ["prefix"]
-    assert repair.with_suffix("訪問和議ステーションやまゆり", suffixes).repairs == []  # two slips: left to a person
+    assert repair.with_suffix("訪問和議ステーションやまゆり", suffixes).repairs == []  # two slips: left as read
     assert repair.with_suffix("やまゆり訪問看護ステーション", suffixes).repairs == []
+
+
+def test_a_kind_of_facility_that_only_looks_like_one_is_put_in_for_a_person_to_check() -> None:
+    suffixes = vocabulary()["facility_suffixes"]
+    guessed = repair.with_suffix("さくら話間 看議ステーション", suffixes, 0.6)  # handwriting on a fax
+    assert guessed.value == "さくら訪問看護ステーション" and guessed.repairs == ["kind"] and guessed.note
+    assert repair.with_suffix("あおば調剤同", suffixes, 0.6).value == "あおば調剤薬局"
+    assert repair.with_suffix("あおば顔市部局", suffixes, 0.6).value == "あおば顔市部局"  # too unlike
+    for name in ("さくら薬局", "あおぞら在宅診療所", "ひまわり薬品"):  # kinds of their own, or none
+        assert repair.with_suffix(name, suffixes, 0.6).repairs == []
+
+
+def test_a_garbled_prefecture_and_municipality_are_put_in_for_a_person_to_check() -> None:
+    places = vocabulary()["places"]
+    guessed = repair.address("栃木市県下都斬郡王生町桜通り5-9-6", places, 0.7)
+    assert guessed.value == "栃木県下都賀郡壬生町桜通り5-9-6" and guessed.note
+    assert repair.address("栃木市県下都斬郡王生町桜通り5-9-6", places).value.startswith("栃木市県")  # off
+    assert repair.address("群馬県太田市本町1-1", places, 0.7).value == "群馬県太田市本町1-1"  # another prefecture
+    assert repair.address("栃木市本町1-1", places, 0.7).repairs == []
+    slip = repair.address("栃木県宇都宮本町1-1", places, 0.7)  # one slip: mended as before, no note
+    assert slip.value == "栃木県宇都宮市本町1-1" and not slip.note
 
 
 def test_junk_dashes_and_specks_at_the_end_go_in_any_order() -> None:
