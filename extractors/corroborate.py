@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 
 from renraku import normalize
@@ -452,3 +452,51 @@ def across_pages(pages: list[list[FieldReading]]) -> list[FieldReading]:
         _mark(agreed, True, same_glyphs=True)
         changed += agreed
     return changed
+
+
+CONTACT_NOTE = "担当者欄と従事者欄で読みが違ったため、従事者の読み仮名に合う方に合わせました（要確認）"
+
+
+def contact_among_staff(pages: list[list[FieldReading]], suffixes: Iterable[str] = ()) -> list[FieldReading]:
+    """The contact person of an application is mostly one of the staff it registers (9 of the dev
+    set's 12 applications), and only the staff row has a kana reading. Where the contact's address
+    is the same as a row's, the two names must be the same; where the names are, the addresses'
+    local parts: the one that fits the row's kana is put in the other box, with a note. Returns the
+    readings whose value changed."""
+    found = {path: r for readings in pages for path, r in _texts(readings).items()}
+    contact_name, contact_email = found.get("contact_name"), found.get("contact_email")
+    changed: list[FieldReading] = []
+    for kana_path, name_path, email_path in partners(found):
+        if not kana_path.startswith("staff["):
+            continue
+        kana = str(found[kana_path].value)
+        name = found.get(name_path) if name_path else None
+        email = found.get(email_path) if email_path else None
+        if contact_name and name and contact_email and email and str(contact_email.value) == str(email.value):
+            changed += _take_fitting(contact_name, name, lambda v, k=kana: reads_as(v, k))
+        elif contact_email and email and contact_name and name and _same(contact_name, name):
+            changed += _take_fitting(contact_email, email, lambda v, k=kana: email_fits_name(v, k, suffixes),
+                                     local_part=True)
+    return changed
+
+
+def _same(a: FieldReading, b: FieldReading) -> bool:
+    return normalize.comparable(a.kind, str(a.value)) == normalize.comparable(b.kind, str(b.value))
+
+
+def _take_fitting(a: FieldReading, b: FieldReading, fits: Callable[[str], bool | None],
+                  local_part: bool = False) -> list[FieldReading]:
+    """Of two readings of one thing, the one that `fits` put in the other (an address keeps its own
+    domain, which the domain vote looked after); nothing when both or neither fit."""
+    if _same(a, b):
+        return []
+    fit_a, fit_b = fits(str(a.value)), fits(str(b.value))
+    if bool(fit_a) == bool(fit_b) or None in (fit_a, fit_b):
+        return []
+    good, bad = (a, b) if fit_a else (b, a)
+    value = str(good.value)
+    if local_part:
+        value = f"{value.partition('@')[0]}@{str(bad.value).partition('@')[2]}"
+    bad.value, bad.note = value, CONTACT_NOTE
+    bad.evidence.repairs += 1
+    return [bad]

@@ -214,6 +214,8 @@ def corroborate_item(pages: list[PageResult], ctx: ReadContext) -> None:
     changed = corroborate.vote_domains(readings, words.get("mail_domains", []))
     changed += corroborate.across_pages(readings) + corroborate.emails(
         readings, words.get("email_role_suffixes", []), words.get("mail_domains", []))
+    # after the agreements above: a value copied from one box to another vouches for nothing
+    changed += corroborate.contact_among_staff(readings, words.get("email_role_suffixes", []))
     for r in changed:
         r.confidence = confidence(r.evidence)
     flag_for_review(changed, ctx.threshold)

@@ -120,6 +120,34 @@ def test_the_contact_person_among_the_staff_vouches_for_both_readings() -> None:
     assert all(r.evidence.corroborated for r in changed) and not staff[0].evidence.corroborated
 
 
+def test_the_contact_and_their_staff_row_read_differently_take_the_one_that_fits_the_kana() -> None:
+    application = [_reading("contact_name", "name", "阿部計"),
+                   _reading("contact_email", "email", "makoto.abe@sakura-12.example.jp")]
+    staff = [_reading("staff[1].name", "name", "阿部 誠"), _reading("staff[1].name_kana", "kana", "あべ まこと"),
+             _reading("staff[1].email", "email", "makoto.abe@sakura-12.example.jp")]
+    changed = corroborate.contact_among_staff([application, staff])
+    assert changed == [application[0]] and application[0].value == "阿部 誠"
+    assert application[0].note and application[0].evidence.repairs == 1  # shown to a person
+
+    # the same name: the address that fits the kana lends its local part, each keeps its domain
+    application = [_reading("contact_name", "name", "高橋 沙織"),
+                   _reading("contact_email", "email", "saort.takahasht@higashimachi-30.example.jp")]
+    staff = [_reading("staff[1].name", "name", "高橋 沙織"), _reading("staff[1].name_kana", "kana", "たかはし さおり"),
+             _reading("staff[1].email", "email", "saori.takahashi@higashimacht-30.example.jp")]
+    corroborate.contact_among_staff([application, staff])
+    assert application[1].value == "saori.takahashi@higashimachi-30.example.jp" and application[1].note
+    assert staff[2].value == "saori.takahashi@higashimacht-30.example.jp" and not staff[2].note
+
+
+def test_a_contact_who_is_not_of_the_staff_is_left_alone() -> None:
+    application = [_reading("contact_name", "name", "佐藤 誠"),
+                   _reading("contact_email", "email", "m.sato@sakura-12.example.jp")]
+    staff = [_reading("staff[1].name", "name", "加藤 誠"), _reading("staff[1].name_kana", "kana", "かとう まこと"),
+             _reading("staff[1].email", "email", "m.kato@sakura-12.example.jp")]
+    assert corroborate.contact_among_staff([application, staff]) == []
+    assert application[0].value == "佐藤 誠" and not application[0].note
+
+
 def test_an_application_and_its_pledge_signed_the_same_day_vouch_for_both_dates() -> None:
     application = [_reading("application_date", "date", "2025-07-29")]
     pledge = [_reading("pledge_date", "date", "2025-07-29")]
