@@ -379,7 +379,10 @@ class ImageReader:
                     shown = str(readings[written].value)
                     fits_name = again(kana_path, lambda v, w=shown: corroborate.reads_as(w, v) is True)
                     readings[kana_path] = fits_name or kana
-                    if fits_name is None and self.specs[written].kind == "name":
+                    heard = self._heard_as(shown, str(kana.value)) if fits_name is None else None
+                    if heard is not None:
+                        readings[kana_path] = self._respelt(kana, heard, "氏名の読みに合わせて補正しました")
+                    elif fits_name is None and self.specs[written].kind == "name":
                         spelt = corroborate.respell(str(readings[written].value), str(kana.value), self.match)
                         readings[written] = self._respelt(readings[written], spelt)
             kana_now = str(readings[kana_path].value)
@@ -401,14 +404,32 @@ class ImageReader:
         return bool(corroborate.reads_as(name, kana)) and not any(
             corroborate.email_fits_name(email, k, suffixes) for k in corroborate.unheard(name, kana))
 
-    def _respelt(self, reading: FieldReading, spelt: str | None) -> FieldReading:
-        """A value no reading of which fits its kana, spelt the way that does and looks most like
+    def _heard_as(self, name: str, kana: str) -> str | None:
+        """The kana a known name is read as (name dictionary), where the kana read is no name's
+        reading and one character other than exactly one of the name's (阿部沙織 with あべ さあり:
+        あべ さおり). Not a character more or less: a name box read short (吉田悠 for 吉田悠斗) is
+        a known name too, and its kana (よしだ ゆうと) the right one."""
+        if not self.name_lexicon:
+            return None
+        lexicon = names.load(self.name_lexicon)
+        if lexicon.knows_kana(kana):
+            return None
+        from rapidfuzz.distance import Hamming
+
+        read = normalize.compact(normalize.kana(kana))
+        near = {h for h in lexicon.readings(name) if len(h.replace(" ", "")) == len(read)
+                and Hamming.distance(read, h.replace(" ", "")) <= 1}
+        return near.pop() if len({h.replace(" ", "") for h in near}) == 1 else None
+
+    def _respelt(self, reading: FieldReading, spelt: str | None,
+                 note: str = "読み仮名に合わせて補正しました") -> FieldReading:
+        """A value no reading of which fits its partner, spelt the way that does and looks most like
         what was read (閲口 → 関口 for せきぐち, kaorl → kaori for かおり): a repair, shown to the reviewer."""
         if spelt is None:
             return reading
         evidence = dataclasses.replace(reading.evidence, repairs=reading.evidence.repairs + 1)
         return dataclasses.replace(reading, value=normalize.normalise(reading.kind, spelt).value, evidence=evidence,
-                                   confidence=confidence(evidence), note="読み仮名に合わせて補正しました")
+                                   confidence=confidence(evidence), note=note)
 
     def _vote(self, spec: FieldSpec, readings: list[ocr.Reading],
               prefer: Callable[[str], bool] | None = None) -> tuple[tuple, int, bool]:

@@ -12,6 +12,8 @@ evidence for the confidence model; it never replaces a reading.
 from __future__ import annotations
 
 import csv
+from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,13 +26,13 @@ PACKAGE = "mecab-ipadic"
 
 @dataclass(frozen=True)
 class NameLexicon:
-    surnames: frozenset[str]
-    given: frozenset[str]
-    surname_kana: frozenset[str]  # readings in hiragana
+    surnames: dict[str, frozenset[str]]  # written name: its readings in hiragana
+    given: dict[str, frozenset[str]]
+    surname_kana: frozenset[str]  # every reading in hiragana
     given_kana: frozenset[str]
 
     @staticmethod
-    def _split(text: str, first: frozenset[str], second: frozenset[str]) -> bool:
+    def _split(text: str, first: Collection[str], second: Collection[str]) -> bool:
         return any(text[:i] in first and text[i:] in second for i in range(1, len(text)))
 
     def knows(self, name: str) -> bool:
@@ -40,6 +42,13 @@ class NameLexicon:
     def knows_kana(self, kana: str) -> bool:
         """The reading of a surname followed by the reading of a given name (たかはし しょうた)."""
         return self._split(normalize.compact(normalize.kana(kana)), self.surname_kana, self.given_kana)
+
+    def readings(self, name: str) -> set[str]:
+        """How a known name is read, family and given name apart (阿部沙織: あべ さおり); none when
+        the name is not a surname followed by a given name of the dictionary."""
+        text = normalize.compact(name)
+        return {f"{a} {b}" for i in range(1, len(text)) if text[:i] in self.surnames and text[i:] in self.given
+                for a in self.surnames[text[:i]] for b in self.given[text[i:]]}
 
 
 def check(path: str) -> str:
@@ -54,12 +63,10 @@ def check(path: str) -> str:
 def load(path: str) -> NameLexicon:
     """The names of MeCab's IPA dictionary file `Noun.name.csv` (EUC-JP, as Debian ships it)."""
     file = Path(check(path))
-    sets: dict[str, tuple[set[str], set[str]]] = {"姓": (set(), set()), "名": (set(), set())}
+    sets: dict[str, dict[str, set[str]]] = {"姓": defaultdict(set), "名": defaultdict(set)}
     with file.open(encoding="euc-jp", errors="replace", newline="") as fh:
         for row in csv.reader(fh):
             if len(row) > 11 and row[7] in sets:  # surface, ids, cost, 名詞,固有名詞,人名,姓|名, …, reading
-                surface, kana = sets[row[7]]
-                surface.add(row[0])
-                kana.add(normalize.kana(row[11]))
-    return NameLexicon(frozenset(sets["姓"][0]), frozenset(sets["名"][0]),
-                       frozenset(sets["姓"][1]), frozenset(sets["名"][1]))
+                sets[row[7]][row[0]].add(normalize.kana(row[11]))
+    surnames, given = ({k: frozenset(v) for k, v in sets[part].items()} for part in ("姓", "名"))
+    return NameLexicon(surnames, given, frozenset().union(*surnames.values()), frozenset().union(*given.values()))
