@@ -385,32 +385,81 @@ def _character_vote(own: str, near: list[str]) -> str:
 def vote_domains(pages: list[list[FieldReading]], known_domains: Iterable[str] = ()) -> list[FieldReading]:
     """Staff of one facility share a mail domain, which a fax garbles, mostly differently in each
     address. A domain a slip or two from one that more addresses of the item give (two at least) is
-    taken to be that one (two against two is no majority); otherwise, where two other domains at
-    least are near (`NEAR_DOMAINS`), each character is taken as most of them give it (higashtmachi-30…,
-    higashimacht-30…, htgashimachi-30…). Either is counted a repair. A common domain (ymail.com beside
-    gmail.com) stays as read. Returns the readings whose value changed."""
+    taken to be that one (two against two is no majority, unless only one of the two is made of
+    syllables: `_romanised`); otherwise, where two other domains at least are near (`NEAR_DOMAINS`),
+    each character is taken as most of them give it (higashtmachi-30…, higashimacht-30…,
+    htgashimachi-30…). The votes are taken again on their outcome until nothing changes (a tie
+    between characters may become a majority of domains). Each address changed is counted one
+    repair. A common domain (ymail.com beside gmail.com) stays as read. Returns the readings whose
+    value changed."""
+    common = set(known_domains)
+    emails = [r for readings in pages for r in _texts(readings).values() if r.kind == "email"]
+    changed = _mend_lost_at([r for r in emails if "@" not in str(r.value)],
+                            {str(r.value).partition("@")[2] for r in emails if "@" in str(r.value)})
+    emails = [r for r in emails if "@" in str(r.value)]
+    for _round in range(3):
+        voted = _vote_domains_once(emails, common)
+        if not voted:
+            break
+        for r, domain in voted:
+            r.value = f"{str(r.value).partition('@')[0]}@{domain}"
+            if r not in changed:
+                r.evidence.repairs += 1
+                changed.append(r)
+    return changed
+
+
+def _vote_domains_once(emails: list[FieldReading], common: set[str]) -> list[tuple[FieldReading, str]]:
+    """One round of `vote_domains`: each address's domain as the others give them (all as they were
+    before the round)."""
     from rapidfuzz.distance import Levenshtein
 
-    common = set(known_domains)
-    emails = [r for readings in pages for r in _texts(readings).values() if r.kind == "email" and "@" in str(r.value)]
     domains = [str(r.value).partition("@")[2] for r in emails]
     counts = Counter(domains)
     voted: list[tuple[FieldReading, str]] = []
     for i, (r, own) in enumerate(zip(emails, domains, strict=True)):
         if own in common:
             continue
-        domain = next((d for d, n in counts.most_common()
-                       if d != own and n >= 2 and n > counts[own] and Levenshtein.distance(own, d) <= 2), None)
+        domain = next((d for d, n in counts.most_common() if d != own and n >= 2 and Levenshtein.distance(own, d) <= 2
+                       and (n > counts[own] or (n == counts[own] and _romanised(d) and not _romanised(own)))), None)
         if domain is None:
             near = [d for j, d in enumerate(domains)
                     if j != i and Levenshtein.normalized_distance(own, d) <= NEAR_DOMAINS]
             domain = _character_vote(own, near) if len(near) >= 2 else own
         if domain != own:
             voted.append((r, domain))
-    for r, domain in voted:  # after all the votes: each counted the domains as read
-        r.value = f"{str(r.value).partition('@')[0]}@{domain}"
-        r.evidence.repairs += 1
-    return [r for r, _domain in voted]
+    return voted
+
+
+LOST_AT_NOTE = "「@」が読めなかったため、同じ連絡のほかのアドレスのドメインの前に補いました（要確認）"
+
+
+def _mend_lost_at(readings: list[FieldReading], domains: set[str]) -> list[FieldReading]:
+    """Addresses whose @ was read as a letter (tomomi.watanabeekeyaki-27.example.jp) and that end in
+    a domain another address of the item gives: that letter is the @. Shown to a person."""
+    mended = []
+    for r in readings:
+        value = str(r.value)
+        domain = next((d for d in sorted(domains, key=len, reverse=True)
+                       if "." in d and value.endswith(d) and len(value) - len(d) >= 3), None)
+        if domain is not None:
+            r.value, r.note = f"{value[:-len(domain) - 1]}@{domain}", LOST_AT_NOTE
+            r.evidence.repairs += 1
+            r.evidence.plausible = True
+            mended.append(r)
+    return mended
+
+
+# A Hepburn syllable (or a doubled consonant, or syllabic n): facilities name their mail domain
+# after themselves (higashimachi-30), so of two domains as many addresses give, one that is made of
+# syllables is the name and one that is not (higashimacht) a slip.
+_SYLLABLES = re.compile(r"(?:(?:ky|gy|sh|ch|ny|hy|by|py|my|ry|ts|[kgsztdnhbpmyrwfj])?[aiueo]|n(?![aiueoy])"
+                        r"|([kstpgcbdfhjmrz])(?=\1)|t(?=ch))+")
+
+
+def _romanised(domain: str) -> bool:
+    words = [w for w in re.split(r"[-0-9]+", domain.partition(".")[0]) if w]
+    return bool(words) and all(_SYLLABLES.fullmatch(w) for w in words)
 
 
 def _texts(readings: list[FieldReading]) -> dict[str, FieldReading]:
