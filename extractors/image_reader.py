@@ -383,7 +383,7 @@ class ImageReader:
                     if heard is not None:
                         readings[kana_path] = self._respelt(kana, heard, "氏名の読みに合わせて補正しました")
                     elif fits_name is None and self.specs[written].kind == "name":
-                        spelt = corroborate.respell(str(readings[written].value), str(kana.value), self.match)
+                        spelt = self._respell(str(readings[written].value), str(kana.value))
                         readings[written] = self._respelt(readings[written], spelt)
             kana_now = str(readings[kana_path].value)
             if email is None or corroborate.email_fits_name(str(readings[email].value), kana_now,
@@ -403,6 +403,18 @@ class ImageReader:
         turn junko into jungo."""
         return bool(corroborate.reads_as(name, kana)) and not any(
             corroborate.email_fits_name(email, k, suffixes) for k in corroborate.unheard(name, kana))
+
+    def _respell(self, name: str, kana: str) -> str | None:
+        """`corroborate.respell`; a name and kana both written without a space are parted where the
+        name dictionary says one side is read as its kana (清田花子 / いけだはなこ: 清田 / いけだ)."""
+        spelt = corroborate.respell(name, kana, self.match)
+        if spelt is not None or not self.name_lexicon or " " in name.strip() or " " in kana.strip():
+            return spelt
+        cut = names.load(self.name_lexicon).cut(name, kana)
+        if cut is None:
+            return None
+        (i, j), name, kana = cut, normalize.compact(name), normalize.compact(kana)
+        return corroborate.respell(f"{name[:i]} {name[i:]}", f"{kana[:j]} {kana[j:]}", self.match)
 
     def _heard_as(self, name: str, kana: str) -> str | None:
         """The kana a known name is read as (name dictionary), where the kana read is no name's

@@ -43,6 +43,23 @@ class NameLexicon:
         """The reading of a surname followed by the reading of a given name (たかはし しょうた)."""
         return self._split(normalize.compact(normalize.kana(kana)), self.surname_kana, self.given_kana)
 
+    def cut(self, name: str, kana: str) -> tuple[int, int] | None:
+        """Where a name and its kana, both written without a space, part into family and given name:
+        the cut at which one side is a name of the dictionary read as its side of the kana, the
+        longest such name deciding (池田売 / いけだりょう: 池田 is read いけだ, so 2, 3; 池 is いけ too,
+        but shorter). None when there is no such cut, or two as long."""
+        text, sound = normalize.compact(name), normalize.compact(normalize.kana(kana))
+        cuts: dict[tuple[int, int], int] = {}
+        for i in range(1, len(text)):
+            for j in range(1, len(sound)):
+                if sound[:j] in self.surnames.get(text[:i], ()):
+                    cuts[(i, j)] = max(cuts.get((i, j), 0), i)
+                if sound[j:] in self.given.get(text[i:], ()):
+                    cuts[(i, j)] = max(cuts.get((i, j), 0), len(text) - i)
+        longest = max(cuts.values(), default=0)
+        best = [c for c, n in cuts.items() if n == longest]
+        return best[0] if len(best) == 1 else None
+
     def readings(self, name: str) -> set[str]:
         """How a known name is read, family and given name apart (阿部沙織: あべ さおり); none when
         the name is not a surname followed by a given name of the dictionary."""

@@ -349,3 +349,11 @@ def test_a_kana_one_slip_from_how_a_known_name_is_read_is_mended_for_a_person_to
     # a name not in the dictionary says nothing of its reading
     new = _email_row(reader, template, "阿部 悠斗", "あべ ゆうど", "yuto.abe@example.jp")
     assert new["staff[1].name_kana"].value == "あべ ゆうど"
+
+
+def test_a_name_and_kana_both_without_a_space_are_parted_where_the_dictionary_reads_one_side(read_ctx) -> None:
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    row = _email_row(reader, template, "池田売", "いけだりょう", "ryo.ikeda@example.jp")
+    assert row["staff[1].name"].value == "池田 亮" and row["staff[1].name"].note  # 池田 is read いけだ
+    assert _email_row(reader, template, "林政", "もりりょう", "ryo.mori@example.jp")["staff[1].name"].value == "林政"
