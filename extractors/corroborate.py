@@ -549,3 +549,62 @@ def _take_fitting(a: FieldReading, b: FieldReading, fits: Callable[[str], bool |
     bad.value, bad.note = value, CONTACT_NOTE
     bad.evidence.repairs += 1
     return [bad]
+
+
+FACILITY_NOTE = "施設名のふりがなに合わせて補正しました（要確認）"
+
+
+def respell_facility(written: str, kana: str, kinds: Iterable[str]) -> str | None:
+    """A facility name ending in a known kind (…訪問看護ステーション) whose own part does not read
+    as its share of the kana, spelt as `respell` spells a name (若禁 with わかば → 若葉). None when the
+    name has no known kind, the kana does not end in the kind's reading, or nothing stands out."""
+    text, sound = normalize.compact(written), normalize.compact(normalize.kana(kana))
+    kind = next((k for k in sorted(kinds, key=len, reverse=True) if text.endswith(k) and len(text) > len(k)), None)
+    if kind is None:
+        return None
+    cuts = [j for j in range(1, len(sound)) if reads_as(kind, sound[j:])]
+    if len(cuts) != 1:
+        return None
+    spelt = respell(f"{text[:-len(kind)]} {kind}", f"{sound[:cuts[0]]} {sound[cuts[0]:]}")
+    return spelt.replace(" ", "") if spelt else None
+
+
+def facility_names(pages: list[list[FieldReading]], kinds: Iterable[str] = ()) -> list[FieldReading]:
+    """Every sheet of a set names the facility; only the application has its kana. A facility name
+    of the item that does not read as that kana is respelt to it (`respell_facility`), with a note.
+    Returns the readings whose value changed."""
+    found = [_texts(readings) for readings in pages]
+    kanas = {str(by_path["facility_name_kana"].value) for by_path in found if "facility_name_kana" in by_path}
+    if len(kanas) != 1:
+        return []
+    kana, changed = kanas.pop(), []
+    for by_path in found:
+        name = by_path.get("facility_name")
+        if name is None or reads_as(str(name.value), kana) is not False:
+            continue
+        spelt = respell_facility(str(name.value), kana, kinds)
+        if spelt is not None and spelt != str(name.value):
+            name.value, name.note = spelt, FACILITY_NOTE
+            name.evidence.repairs += 1
+            changed.append(name)
+    return changed
+
+
+NAME_NOTE = "ほかの様式の同じ欄の読み（辞書にある氏名）に合わせて補正しました（要確認）"
+
+
+def shared_names(pages: list[list[FieldReading]], known: Callable[[str], bool]) -> list[FieldReading]:
+    """The representative is named on the application and on the pledge, with no kana to check the
+    name against. Where the sheets read it differently and exactly one of the readings is a name of
+    the dictionary (`known`: a surname and a given name), the others take it, with a note (六辺合一
+    beside 渡辺健一). Returns the readings whose value changed."""
+    group = [r for readings in pages for path, r in _texts(readings).items() if path == "representative_name"]
+    values = {normalize.comparable(r.kind, str(r.value)): str(r.value) for r in group}
+    names = [v for v in values.values() if known(v)]
+    if len(values) < 2 or len(names) != 1:
+        return []
+    changed = [r for r in group if normalize.comparable(r.kind, str(r.value)) != normalize.comparable(r.kind, names[0])]
+    for r in changed:
+        r.value, r.note = names[0], NAME_NOTE
+        r.evidence.repairs += 1
+    return changed

@@ -216,6 +216,12 @@ def corroborate_item(pages: list[PageResult], ctx: ReadContext) -> None:
         readings, words.get("email_role_suffixes", []), words.get("mail_domains", []))
     # after the agreements above: a value copied from one box to another vouches for nothing
     changed += corroborate.contact_among_staff(readings, words.get("email_role_suffixes", []))
+    changed += corroborate.facility_names(readings, words.get("facility_suffixes", []))
+    lexicon = str(ctx.config.get("names", {}).get("lexicon", ""))
+    if lexicon:
+        from renraku.extractors import names
+
+        changed += corroborate.shared_names(readings, names.load(lexicon).knows)
     for r in changed:
         r.confidence = confidence(r.evidence)
     flag_for_review(changed, ctx.threshold)

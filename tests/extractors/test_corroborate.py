@@ -357,3 +357,28 @@ def test_a_name_and_kana_both_without_a_space_are_parted_where_the_dictionary_re
     row = _email_row(reader, template, "池田売", "いけだりょう", "ryo.ikeda@example.jp")
     assert row["staff[1].name"].value == "池田 亮" and row["staff[1].name"].note  # 池田 is read いけだ
     assert _email_row(reader, template, "林政", "もりりょう", "ryo.mori@example.jp")["staff[1].name"].value == "林政"
+
+
+def test_facility_names_of_a_set_are_respelt_to_the_applications_kana() -> None:
+    kinds = vocabulary()["facility_suffixes"]
+    application = [_reading("facility_name", "text", "若禁訪問看護ステーション"),
+                   _reading("facility_name_kana", "kana", "わかばほうもんかんごすてーしょん")]
+    staff = [_reading("facility_name", "text", "若病訪問看護ステーション")]
+    pledge = [_reading("facility_name", "text", "若葉訪問看護ステーション")]
+    changed = corroborate.facility_names([application, staff, pledge], kinds)
+    assert changed == [application[0], staff[0]] and all(r.note and r.evidence.repairs == 1 for r in changed)
+    assert {r[0].value for r in (application, staff, pledge)} == {"若葉訪問看護ステーション"}
+    assert corroborate.respell_facility("あおば顔市部局", "あおばちょうざいやっきょく", kinds) is None  # no known kind
+
+
+def test_a_representative_read_differently_on_two_sheets_takes_the_reading_that_is_a_known_name(read_ctx) -> None:
+    from renraku.extractors import names
+
+    known = names.load(read_ctx.config["names"]["lexicon"]).knows
+    application = [_reading("representative_name", "name", "六辺合一")]
+    pledge = [_reading("representative_name", "name", "渡辺健一")]
+    assert corroborate.shared_names([application, pledge], known) == application[0:1]
+    assert application[0].value == "渡辺健一" and application[0].note and not pledge[0].note
+    both = [[_reading("representative_name", "name", "寺田学")], [_reading("representative_name", "name", "吉田 学")]]
+    assert corroborate.shared_names(both, known) == []  # two names: a person decides
+    assert both[0][0].value == "寺田学"
