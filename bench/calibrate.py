@@ -29,7 +29,7 @@ from renraku.extractors.templates import load_templates
 from renraku.pipeline.pages import load_pages, sniff_media_type
 from renraku.pipeline.read import PageResult, ReadContext, corroborate_item, read_page
 
-Row = tuple[str, list[float], bool, str, str]  # group, features, right, channel, style
+Row = tuple[str, list[float], bool, str, str, bool]  # group, features, right, channel, style, noted
 
 
 def _rows_for(args: tuple[list[LabelledPage], ReadContext]) -> list[Row]:
@@ -52,7 +52,7 @@ def _rows_for(args: tuple[list[LabelledPage], ReadContext]) -> list[Row]:
             if r.evidence is None or r.path not in lp.fields:
                 continue
             out.append((r.evidence.group(), r.evidence.features(), same(r.path, r.value, lp.fields[r.path]),
-                        lp.degrade, lp.style))
+                        lp.degrade, lp.style, bool(r.note)))
     return out
 
 
@@ -97,9 +97,12 @@ def choose_threshold(rows: list[Row], coefficients: dict[str, list[float]], targ
     """A review threshold per channel kind (the reader knows how a page came, not whether it was
     typed or handwritten): each the lowest at which that channel's accepted fields meet the target
     for typed and for handwritten sheets alike; then all channels together must meet it with a
-    margin, or every threshold is raised to the one that does."""
-    scored = [(calibration.probability(r[1], coefficients[r[0]]), r[2], r[3]) for r in rows]
-    styled = [(p, ok, ch, r[4]) for (p, ok, ch), r in zip(scored, rows, strict=True)]
+    margin, or every threshold is raised to the one that does. A field a reader noted a doubt on
+    (a bold repair, a value without its kind's shape) is reviewed whatever its confidence: it is
+    counted among the validated fields, never among those a threshold accepts."""
+    acceptable = [r for r in rows if not (len(r) > 5 and r[5])]
+    scored = [(calibration.probability(r[1], coefficients[r[0]]), r[2], r[3]) for r in acceptable]
+    styled = [(p, ok, ch, r[4]) for (p, ok, ch), r in zip(scored, acceptable, strict=True)]
     channels = sorted({ch for _p, _ok, ch in scored})
     thresholds = {ch: max(_lowest([(p, ok) for p, ok, c, st in styled if c == ch and st == style], target, 1)
                           for style in {st for _p, _ok, c, st in styled if c == ch})
@@ -112,11 +115,11 @@ def choose_threshold(rows: list[Row], coefficients: dict[str, list[float]], targ
     for ch in channels:
         acc = [ok for p, ok, c in scored if c == ch and p >= thresholds[ch]]
         per_channel[ch] = {"threshold": thresholds[ch], "accepted": len(acc),
-                           "fields": sum(1 for _p, _ok, c in scored if c == ch),
+                           "fields": sum(1 for r in rows if r[3] == ch),
                            "precision": round(sum(acc) / max(1, len(acc)), 4)}
     accepted = [ok for p, ok, ch in scored if p >= thresholds[ch]]
     return {"threshold": max(thresholds.values(), default=1.0), "thresholds": thresholds,
-            "accepted": len(accepted), "validated_fields": len(scored),
+            "accepted": len(accepted), "validated_fields": len(rows),
             "precision": round(sum(accepted) / max(1, len(accepted)), 4), "per_channel": per_channel}
 
 

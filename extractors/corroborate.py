@@ -327,12 +327,16 @@ def marks_unheard(written: str, kana: str) -> bool:
 
 
 def within_page(readings: list[FieldReading]) -> None:
-    """Names against their kana, the facility name against its kana."""
+    """Names against their kana, the facility name against its kana. A value a reader made up in
+    part (a noted repair: the reading of a kind of facility put in, a name respelt to its kana)
+    vouches for nothing and is vouched for by nothing: ああば of both boxes would pass as corroborated."""
     by_path = _texts(readings)
     for kana_path, written, _email in partners(by_path):
         if written is not None:
             kana, name = str(by_path[kana_path].value), str(by_path[written].value)
             verdict = reads_as(name, kana)
+            if verdict and (by_path[kana_path].note or by_path[written].note):
+                continue
             vouched = [by_path[written]]
             if not (verdict and marks_unheard(name, kana)):
                 vouched.append(by_path[kana_path])
@@ -608,3 +612,36 @@ def shared_names(pages: list[list[FieldReading]], known: Callable[[str], bool]) 
         r.value, r.note = names[0], NAME_NOTE
         r.evidence.repairs += 1
     return changed
+
+
+@lru_cache(maxsize=256)
+def _reading_of(word: str) -> str:
+    """How a word of the vocabulary is read, in hiragana (pykakasi: 居宅介護支援事業所 → きょたく…)."""
+    return "".join(item["hira"] for item in _kakasi().convert(word))
+
+
+def _katakana(hiragana: str) -> str:
+    return "".join(chr(ord(c) + 0x60) if "ぁ" <= c <= "ゖ" else c for c in hiragana)
+
+
+@lru_cache(maxsize=4096)
+def kana_ending(kana: str, kinds: tuple[str, ...], least: float) -> str | None:
+    """The kana of a facility name with the reading of the kind of facility its end looks most like
+    put in (glyph by glyph, a character more or less allowed: あおばちょうざいやうぅきょく → …やっきょく),
+    when that scores at least `least`; None when the end already reads as a kind, or none is near.
+    Kinds of four characters or more, as for the name (`repair.with_suffix`); the script is kept."""
+    text = normalize.compact(kana)
+    folded = normalize.kana(text)
+    katakana = sum(normalize.kana(ch) != ch for ch in text) * 2 > len(text)
+    best: tuple[float, str] | None = None
+    for kind in (k for k in kinds if len(k) >= 4):
+        sound = _reading_of(kind)
+        n = len(sound)
+        if any(reads_as(kind, folded[-m:]) for m in (n - 1, n, n + 1) if 0 < m < len(folded)):
+            return None
+        for m in (n - 1, n, n + 1):
+            if 0 < m < len(folded):
+                score = 1 - glyphs.distance(folded[-m:], sound) / max(m, n)
+                if score >= least and (best is None or score > best[0]):
+                    best = (score, text[:-m] + (_katakana(sound) if katakana else sound))
+    return best[1] if best else None

@@ -333,7 +333,7 @@ class ImageReader:
     def _repair(self, spec: FieldSpec, text: str) -> repair.Repaired:
         kind, hints, v = spec.kind, spec.hints, self.vocabulary
         if kind == "kana":
-            return repair.kana(text)
+            return self._kana(spec, repair.kana(text))
         if kind == "job":
             return repair.job(text, v.get("jobs", []), self.match)
         if kind == "date":
@@ -353,6 +353,18 @@ class ImageReader:
         if kind == "name":
             return repair.person_name(text)
         return repair.japanese_text(text)
+
+    def _kana(self, spec: FieldSpec, fixed: repair.Repaired) -> repair.Repaired:
+        """The kana of a facility name ends in the reading of its kind (`corroborate.kana_ending`)."""
+        named = self.specs.get(spec.path.removesuffix("_kana"))
+        kinds = self.vocabulary.get(named.hints.get("suffixes", "")) if named is not None else None
+        if not kinds or self.kind_min <= 0:
+            return fixed
+        ending = corroborate.kana_ending(fixed.value, tuple(kinds), self.kind_min)
+        if ending is None:
+            return fixed
+        return repair.Repaired(ending, [*fixed.repairs, "kind"], fixed.plausible,
+                               note="施設の種類の読みに似ているため補正しました（要確認）")
 
     def _agree(self, readings: dict[str, FieldReading], results: dict[Hashable, list[ocr.Reading]], title_ok: bool,
                channel: str) -> None:

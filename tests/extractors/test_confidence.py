@@ -42,3 +42,18 @@ def test_a_job_most_readings_did_not_give_is_a_disputed_match(read_ctx) -> None:
     assert split.value == agreed.value == exact.value == "薬剤師"
     assert split.evidence.disputed_match
     assert not agreed.evidence.disputed_match and not exact.evidence.disputed_match
+
+
+def test_fields_a_reader_noted_are_never_counted_as_accepted_when_the_threshold_is_chosen() -> None:
+    """A noted field goes to a person whatever its confidence; were it counted, right bold repairs
+    would make a lower threshold look safe for the fields that are accepted."""
+    from renraku.bench.calibrate import choose_threshold
+
+    features = calibration.Evidence(kind="text", mean_conf=0.9, min_conf=0.9).features()
+    coefficients = {"text": [0.0] * len(features)}  # every field at 0.5
+    right = [("text", features, True, "scan", "typed", False)] * 1000
+    wrong_noted = [("text", features, False, "scan", "typed", True)] * 5
+    chosen = choose_threshold(right + wrong_noted, coefficients, 0.995)
+    assert chosen["accepted"] == 1000 and chosen["validated_fields"] == 1005 and chosen["precision"] == 1.0
+    unnoted = choose_threshold(right + [(*r[:5], False) for r in wrong_noted], coefficients, 0.995)
+    assert unnoted["accepted"] == 0  # the same five, not noted, leave no threshold safe

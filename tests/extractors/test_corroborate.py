@@ -382,3 +382,24 @@ def test_a_representative_read_differently_on_two_sheets_takes_the_reading_that_
     both = [[_reading("representative_name", "name", "寺田学")], [_reading("representative_name", "name", "吉田 学")]]
     assert corroborate.shared_names(both, known) == []  # two names: a person decides
     assert both[0][0].value == "寺田学"
+
+
+def test_the_kana_of_a_facility_name_gets_the_reading_of_the_kind_its_end_looks_like() -> None:
+    kinds = tuple(vocabulary()["facility_suffixes"])
+    assert corroborate.kana_ending("あおばちょうざいやうぅきょく", kinds, 0.6) == "あおばちょうざいやっきょく"
+    assert corroborate.kana_ending("ワカバホウモンカンゴステーシヨン", kinds, 0.6) == "ワカバホウモンカンゴステーション"
+    assert corroborate.kana_ending("さくらしかしんりょうしょ", kinds, 0.6) is None  # reads as 歯科診療所 already
+    assert corroborate.kana_ending("ひまわりやっきょく", kinds, 0.6) is None  # 薬局: too short a kind to guess
+
+
+def test_a_reading_with_a_note_neither_vouches_nor_is_vouched_for() -> None:
+    """test1, APP-023: ああばでいさーーびすせんた got the kind's reading put in, and then read as the
+    name ああばデイサービスセンター misread the same way; a made-up part is no evidence."""
+    name = _reading("facility_name", "text", "ああばデイサービスセンター")
+    kana = _reading("facility_name_kana", "kana", "ああばでいさーびすせんたー")
+    kana.note = "施設の種類の読みに似ているため補正しました（要確認）"
+    corroborate.within_page([name, kana])
+    assert not name.evidence.sounds_right and not kana.evidence.sounds_right
+    kana.note = ""
+    corroborate.within_page([name, kana])
+    assert name.evidence.sounds_right
