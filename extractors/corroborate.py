@@ -276,7 +276,7 @@ def respell_email(email: str, kana: str, suffixes: Iterable[str] = ()) -> str | 
         best = min(found.values(), default=near + 1)
         closest = {_canon(w) for w, d in found.items() if d == best}
         if best <= near and len(closest) == 1:
-            pieces[i] = min(w for w, d in found.items() if d == best)
+            pieces[i] = min((w for w, d in found.items() if d == best), key=lambda w: (abs(len(w) - len(word)), w))
     mended = f"{''.join(pieces)}@{domain}"
     return mended if mended != email.lower() and email_fits_name(mended, kana, suffixes) else None
 

@@ -397,6 +397,13 @@ class ImageReader:
                     elif fits_name is None and self.specs[written].kind == "name":
                         spelt = self._respell(str(readings[written].value), str(kana.value))
                         readings[written] = self._respelt(readings[written], spelt)
+            elif written is not None and self.specs[written].kind == "name" and corroborate.marks_unheard(
+                    str(readings[written].value), str(kana.value)):
+                # 松本 reads まつもと and, in 松っちゃん, まっ: the name cannot tell まっもと from まつもと,
+                # but the name dictionary can
+                heard = self._heard_as(str(readings[written].value), str(kana.value))
+                if heard is not None:
+                    readings[kana_path] = self._respelt(kana, heard, "氏名の読みに合わせて補正しました")
             kana_now = str(readings[kana_path].value)
             if email is None or corroborate.email_fits_name(str(readings[email].value), kana_now,
                                                             suffixes) is not False:
@@ -404,7 +411,8 @@ class ImageReader:
             fits_owner = again(email, lambda v, k=kana_now: corroborate.email_fits_name(v, k, suffixes) is True)
             if fits_owner is None and written is not None and self._vouches(
                     str(readings[written].value), kana_now, str(readings[email].value), suffixes):
-                spelt = corroborate.respell_email(str(readings[email].value), kana_now, suffixes)
+                spaced = self._spaced(str(readings[written].value), kana_now)
+                spelt = corroborate.respell_email(str(readings[email].value), spaced, suffixes)
                 fits_owner = self._respelt(readings[email], spelt)
             readings[email] = fits_owner or readings[email]
 
@@ -427,6 +435,17 @@ class ImageReader:
             return None
         (i, j), name, kana = cut, normalize.compact(name), normalize.compact(kana)
         return corroborate.respell(f"{name[:i]} {name[i:]}", f"{kana[:j]} {kana[j:]}", self.match)
+
+    def _spaced(self, name: str, kana: str) -> str:
+        """A kana written without a space, parted as the name dictionary parts it from its name
+        (いのうえかおり beside 井上香織: いのうえ かおり), for what needs the parts; else as it is."""
+        if " " in kana.strip() or not self.name_lexicon:
+            return kana
+        cut = names.load(self.name_lexicon).cut(name, kana)
+        if cut is None:
+            return kana
+        sound = normalize.compact(kana)
+        return f"{sound[:cut[1]]} {sound[cut[1]:]}"
 
     def _heard_as(self, name: str, kana: str) -> str | None:
         """The kana a known name is read as (name dictionary), where the kana read is no name's

@@ -364,6 +364,10 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
     # No address holds a comma: it is a dot that a coarse fax turned into a comma, not a repair
     value = value.replace(",", ".").lower()
     local, at, domain = value.partition("@")
+    if ".." in local:  # no address has two dots in a row: a speck beside a dot
+        local = re.sub(r"\.{2,}", ".", local)
+        value = f"{local}{at}{domain}"
+        repairs.append("dots")
     if at:
         head, space, _tail = domain.partition(" ")
         if space and any(head.endswith("." + t) for t in tops or []):  # …ne.jp my: a speck after the end

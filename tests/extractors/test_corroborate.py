@@ -403,3 +403,13 @@ def test_a_reading_with_a_note_neither_vouches_nor_is_vouched_for() -> None:
     kana.note = ""
     corroborate.within_page([name, kana])
     assert name.evidence.sounds_right
+
+
+def test_the_name_dictionary_parts_a_kana_without_a_space_and_hears_a_small_tsu(read_ctx) -> None:
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    row = _email_row(reader, template, "井上香織", "いのうえかおり", "kaorl.inove@example.jp")
+    assert row["staff[1].email"].value == "kaori.inoue@example.jp" and row["staff[1].email"].note
+    # 松本 is まつもと and (松っちゃん) まっ…: the name cannot vouch for まっもと, the dictionary can mend it
+    row = _email_row(reader, template, "松本 香織", "まっもと かおり", "kaori.matsumoto@example.jp")
+    assert row["staff[1].name_kana"].value == "まつもと かおり" and row["staff[1].name_kana"].note

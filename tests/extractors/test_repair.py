@@ -113,3 +113,8 @@ def test_a_reading_near_two_entries_of_a_list_is_left_for_a_person() -> None:
     unsure = repair.closed_list("時長", titles)  # as near 町長 as 院長
     assert unsure.value == "時長" and unsure.vocabulary_score == 0.0
     assert repair.job("幸人所", vocabulary()["jobs"]).plausible is False  # nothing like any job
+
+
+def test_two_dots_in_a_row_in_an_address_are_one() -> None:
+    mail = repair.email("yuto..kimura@mobile.example.ne.jp", [], ["jp", "ne.jp"])
+    assert mail.value == "yuto.kimura@mobile.example.ne.jp" and mail.repairs == ["dots"]
