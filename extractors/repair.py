@@ -11,6 +11,7 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from renraku import normalize
 from renraku.extractors import glyphs
@@ -139,14 +140,15 @@ def with_suffix(text: str, suffixes: list[str], guess_min: float = 0.0) -> Repai
             return base
         if n >= 3 and len(compact) > n and _close(compact[:n], prefix) == 1:
             return Repaired(prefix + compact[n:], [*base.repairs, "prefix"], base.plausible)
-    guess = _kind_looked_like(compact, kinds, guess_min) if guess_min > 0 else None
+    guess = _kind_looked_like(compact, tuple(kinds), guess_min) if guess_min > 0 else None
     if guess is None:
         return base
     return Repaired(guess, [*base.repairs, "kind"], base.plausible,
                     note="施設の種類の語に似ているため補正しました（要確認）")
 
 
-def _kind_looked_like(compact: str, kinds: list[str], least: float) -> str | None:
+@lru_cache(maxsize=4096)  # a crop's readings are weighed again after every stage
+def _kind_looked_like(compact: str, kinds: tuple[str, ...], least: float) -> str | None:
     """The name with the kind of facility its end (else its start) looks most like put in, a
     character more or less than the kind allowed for; None when none looks like one `least`."""
     for at_end in (True, False):
@@ -192,7 +194,7 @@ def address(text: str, places: list[str], guess_min: float = 0.0) -> Repaired:
     if best is not None:
         _d, place, cut = best
         return Repaired(place + value[cut:], [*repairs, "place"], True)
-    guess = _place_looked_like(value, places, guess_min) if guess_min > 0 else None
+    guess = _place_looked_like(value, tuple(places), guess_min) if guess_min > 0 else None
     if guess is not None:
         return Repaired(guess, [*repairs, "place"], True, note="所在地の市町村名に似ているため補正しました（要確認）")
     return Repaired(value, repairs, base.plausible)
@@ -205,7 +207,8 @@ def _with_prefecture(place: str) -> bool:
     return any(place.find(e) in (2, 3) for e in _PREFECTURE_ENDS)
 
 
-def _place_looked_like(value: str, places: list[str], least: float) -> str | None:
+@lru_cache(maxsize=4096)
+def _place_looked_like(value: str, places: tuple[str, ...], least: float) -> str | None:
     """The address with the prefecture and municipality its start looks most like put in (places
     with their prefecture only; up to two characters more or fewer); None below `least`."""
     best: tuple[float, str] | None = None
