@@ -575,22 +575,32 @@ def respell_facility(written: str, kana: str, kinds: Iterable[str]) -> str | Non
 
 def facility_names(pages: list[list[FieldReading]], kinds: Iterable[str] = ()) -> list[FieldReading]:
     """Every sheet of a set names the facility; only the application has its kana. A facility name
-    of the item that does not read as that kana is respelt to it (`respell_facility`), with a note.
-    Returns the readings whose value changed."""
+    of the item that does not read as that kana is respelt to it (`respell_facility`); one that is
+    no facility name at all (no known kind at either end: W太人な語 も必昌補選) takes the one name of
+    the item that reads as the kana. Both with a note. Returns the readings whose value changed."""
     found = [_texts(readings) for readings in pages]
     kanas = {str(by_path["facility_name_kana"].value) for by_path in found if "facility_name_kana" in by_path}
     if len(kanas) != 1:
         return []
     kana, changed = kanas.pop(), []
-    for by_path in found:
-        name = by_path.get("facility_name")
-        if name is None or reads_as(str(name.value), kana) is not False:
+    names = [by_path["facility_name"] for by_path in found if "facility_name" in by_path]
+    for name in names:
+        if reads_as(str(name.value), kana) is not False:
             continue
         spelt = respell_facility(str(name.value), kana, kinds)
         if spelt is not None and spelt != str(name.value):
             name.value, name.note = spelt, FACILITY_NOTE
             name.evidence.repairs += 1
             changed.append(name)
+    heard = {str(n.value) for n in names if reads_as(str(n.value), kana)}
+    kinds = list(kinds)
+    for name in names:
+        text = normalize.compact(str(name.value))
+        if len(heard) != 1 or str(name.value) in heard or any(text.startswith(k) or text.endswith(k) for k in kinds):
+            continue
+        name.value, name.note = next(iter(heard)), FACILITY_NOTE
+        name.evidence.repairs += 1
+        changed.append(name)
     return changed
 
 

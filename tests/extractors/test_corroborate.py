@@ -413,3 +413,14 @@ def test_the_name_dictionary_parts_a_kana_without_a_space_and_hears_a_small_tsu(
     # 松本 is まつもと and (松っちゃん) まっ…: the name cannot vouch for まっもと, the dictionary can mend it
     row = _email_row(reader, template, "松本 香織", "まっもと かおり", "kaori.matsumoto@example.jp")
     assert row["staff[1].name_kana"].value == "まつもと かおり" and row["staff[1].name_kana"].note
+
+
+def test_a_facility_name_that_is_no_facility_name_takes_the_one_that_reads_as_the_kana() -> None:
+    kinds = vocabulary()["facility_suffixes"]
+    application = [_reading("facility_name", "text", "若葉居宅介護支援事業所"),
+                   _reading("facility_name_kana", "kana", "わかばきょたくかいごしえんじぎょうしょ")]
+    pledge = [_reading("facility_name", "text", "W太人な語 も必昌補選")]
+    other = [_reading("facility_name", "text", "ひまわり薬局")]  # another facility of the same fax
+    assert corroborate.facility_names([application, pledge, other], kinds) == pledge
+    assert pledge[0].value == "若葉居宅介護支援事業所" and pledge[0].note
+    assert other[0].value == "ひまわり薬局" and not other[0].note
