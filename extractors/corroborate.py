@@ -642,16 +642,14 @@ def kana_ending(kana: str, kinds: tuple[str, ...], least: float) -> str | None:
     Kinds of four characters or more, as for the name (`repair.with_suffix`); the script is kept."""
     text = normalize.compact(kana)
     folded = normalize.kana(text)
-    katakana = sum(normalize.kana(ch) != ch for ch in text) * 2 > len(text)
-    best: tuple[float, str] | None = None
-    for kind in (k for k in kinds if len(k) >= 4):
-        sound = _reading_of(kind)
-        n = len(sound)
+    long_kinds = [k for k in kinds if len(k) >= 4]
+    for kind in long_kinds:
+        n = len(_reading_of(kind))
         if any(reads_as(kind, folded[-m:]) for m in (n - 1, n, n + 1) if 0 < m < len(folded)):
             return None
-        for m in (n - 1, n, n + 1):
-            if 0 < m < len(folded):
-                score = 1 - glyphs.distance(folded[-m:], sound) / max(m, n)
-                if score >= least and (best is None or score > best[0]):
-                    best = (score, text[:-m] + (_katakana(sound) if katakana else sound))
-    return best[1] if best else None
+    found = glyphs.best_end(folded, [_reading_of(k) for k in long_kinds], least)
+    if found is None:
+        return None
+    sound, m = found
+    katakana = sum(normalize.kana(ch) != ch for ch in text) * 2 > len(text)
+    return text[:-m] + (_katakana(sound) if katakana else sound)

@@ -10,6 +10,7 @@ IPAex Gothic); without it, characters are only equal or not.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -97,6 +98,23 @@ def _nearest(read: str, words: tuple[str, ...]) -> tuple[str, float, float]:
     if not scored:
         return "", 0.0, 0.0
     return scored[0][1], scored[0][0], scored[1][0] if len(scored) > 1 else 0.0
+
+
+def best_end(text: str, words: Iterable[str], least: float, slack: int = 1,
+             at_end: bool = True) -> tuple[str, int] | None:
+    """The word the end (or the start) of `text` looks most like, the part compared being up to
+    `slack` characters longer or shorter than the word and never all of `text`: (the word, the
+    part's length). None when no word scores `least` (a score as in `nearest`). Handwriting on a
+    fax loses several characters of a known word at once (話間看議ステーション for 訪問看護…)."""
+    best: tuple[float, str, int] | None = None
+    for word in words:
+        n = len(word)
+        for m in range(n - slack, n + slack + 1):
+            if 0 < m < len(text):
+                score = 1 - distance(text[-m:] if at_end else text[:m], word) / max(m, n)
+                if score >= least and (best is None or score > best[0]):
+                    best = (score, word, m)
+    return (best[1], best[2]) if best else None
 
 
 @dataclass(frozen=True)

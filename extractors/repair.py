@@ -151,19 +151,12 @@ def with_suffix(text: str, suffixes: list[str], guess_min: float = 0.0) -> Repai
 def _kind_looked_like(compact: str, kinds: tuple[str, ...], least: float) -> str | None:
     """The name with the kind of facility its end (else its start) looks most like put in, a
     character more or less than the kind allowed for; None when none looks like one `least`."""
+    long_kinds = [k for k in kinds if len(k) >= 4]
     for at_end in (True, False):
-        best: tuple[float, str] | None = None
-        for kind in kinds:
-            n = len(kind)
-            for m in (n - 1, n, n + 1):
-                if n < 4 or len(compact) <= m:
-                    continue
-                part = compact[-m:] if at_end else compact[:m]
-                score = 1 - glyphs.distance(part, kind) / max(m, n)
-                if score >= least and (best is None or score > best[0]):
-                    best = (score, compact[:-m] + kind if at_end else kind + compact[m:])
-        if best is not None:
-            return best[1]
+        found = glyphs.best_end(compact, long_kinds, least, at_end=at_end)
+        if found is not None:
+            kind, m = found
+            return compact[:-m] + kind if at_end else kind + compact[m:]
     return None
 
 
@@ -211,17 +204,8 @@ def _with_prefecture(place: str) -> bool:
 def _place_looked_like(value: str, places: tuple[str, ...], least: float) -> str | None:
     """The address with the prefecture and municipality its start looks most like put in (places
     with their prefecture only; up to two characters more or fewer); None below `least`."""
-    best: tuple[float, str] | None = None
-    for place in places:
-        n = len(place)
-        if not _with_prefecture(place):
-            continue
-        for m in range(n - 2, n + 3):
-            if 0 < m < len(value):
-                score = 1 - glyphs.distance(value[:m], place) / max(m, n)
-                if score >= least and (best is None or score > best[0]):
-                    best = (score, place + value[m:])
-    return best[1] if best else None
+    found = glyphs.best_end(value, [p for p in places if _with_prefecture(p)], least, slack=2, at_end=False)
+    return found[0] + value[found[1]:] if found else None
 
 
 # No word of a reading begins with a long vowel mark or a small kana: such a group standing apart
