@@ -178,9 +178,7 @@ def warm(config: dict[str, Any]) -> None:
     only wait, e.g. for the page workers: otherwise the first page's readings wait for them."""
     try:
         corroborate.warm()
-        lexicon = str(config.get("names", {}).get("lexicon", ""))
-        if lexicon:
-            names.load(lexicon)
+        names.configured(config)
     except Exception:  # the same load fails again where it is needed, and is reported there
         log.debug("loading the dictionaries ahead failed", exc_info=True)
 
@@ -391,9 +389,9 @@ class ImageReader:
                     shown = str(readings[written].value)
                     fits_name = again(kana_path, lambda v, w=shown: corroborate.reads_as(w, v) is True)
                     readings[kana_path] = fits_name or kana
-                    heard = self._heard_as(shown, str(kana.value)) if fits_name is None else None
+                    heard = self._hear(kana, shown) if fits_name is None else None
                     if heard is not None:
-                        readings[kana_path] = self._respelt(kana, heard, "氏名の読みに合わせて補正しました")
+                        readings[kana_path] = heard
                     elif fits_name is None and self.specs[written].kind == "name":
                         spelt = self._respell(str(readings[written].value), str(kana.value))
                         readings[written] = self._respelt(readings[written], spelt)
@@ -401,9 +399,7 @@ class ImageReader:
                     str(readings[written].value), str(kana.value)):
                 # 松本 reads まつもと and, in 松っちゃん, まっ: the name cannot tell まっもと from まつもと,
                 # but the name dictionary can
-                heard = self._heard_as(str(readings[written].value), str(kana.value))
-                if heard is not None:
-                    readings[kana_path] = self._respelt(kana, heard, "氏名の読みに合わせて補正しました")
+                readings[kana_path] = self._hear(kana, str(readings[written].value)) or kana
             kana_now = str(readings[kana_path].value)
             if email is None or corroborate.email_fits_name(str(readings[email].value), kana_now,
                                                             suffixes) is not False:
@@ -428,24 +424,29 @@ class ImageReader:
         """`corroborate.respell`; a name and kana both written without a space are parted where the
         name dictionary says one side is read as its kana (清田花子 / いけだはなこ: 清田 / いけだ)."""
         spelt = corroborate.respell(name, kana, self.match)
-        if spelt is not None or not self.name_lexicon or " " in name.strip() or " " in kana.strip():
+        if spelt is not None or " " in name.strip() or " " in kana.strip():
             return spelt
-        cut = names.load(self.name_lexicon).cut(name, kana)
-        if cut is None:
-            return None
-        (i, j), name, kana = cut, normalize.compact(name), normalize.compact(kana)
-        return corroborate.respell(f"{name[:i]} {name[i:]}", f"{kana[:j]} {kana[j:]}", self.match)
+        parted = self._parted(name, kana)
+        return corroborate.respell(*parted, self.match) if parted else None
 
     def _spaced(self, name: str, kana: str) -> str:
         """A kana written without a space, parted as the name dictionary parts it from its name
         (いのうえかおり beside 井上香織: いのうえ かおり), for what needs the parts; else as it is."""
-        if " " in kana.strip() or not self.name_lexicon:
-            return kana
-        cut = names.load(self.name_lexicon).cut(name, kana)
+        parted = self._parted(name, kana) if " " not in kana.strip() else None
+        return parted[1] if parted else kana
+
+    def _parted(self, name: str, kana: str) -> tuple[str, str] | None:
+        """The name and the kana, each with a space where the name dictionary parts them (`NameLexicon.cut`)."""
+        cut = names.load(self.name_lexicon).cut(name, kana) if self.name_lexicon else None
         if cut is None:
-            return kana
-        sound = normalize.compact(kana)
-        return f"{sound[:cut[1]]} {sound[cut[1]:]}"
+            return None
+        (i, j), name, kana = cut, normalize.compact(name), normalize.compact(kana)
+        return f"{name[:i]} {name[i:]}", f"{kana[:j]} {kana[j:]}"
+
+    def _hear(self, kana: FieldReading, name: str) -> FieldReading | None:
+        """The kana reading respelt as the known name beside it is read (`_heard_as`), with a note."""
+        heard = self._heard_as(name, str(kana.value))
+        return self._respelt(kana, heard, "氏名の読みに合わせて補正しました") if heard is not None else None
 
     def _heard_as(self, name: str, kana: str) -> str | None:
         """The kana a known name is read as (name dictionary), where the kana read is no name's

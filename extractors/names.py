@@ -17,6 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from renraku import normalize
 from renraku.errors import ConfigError
@@ -74,6 +75,12 @@ def check(path: str) -> str:
         raise ConfigError(f"name dictionary {path} is missing (Debian package {PACKAGE}); "
                           "set [names] lexicon = \"\" in reading.toml to read names without it")
     return path
+
+
+def configured(config: dict[str, Any]) -> NameLexicon | None:
+    """The dictionary reading.toml's `[names] lexicon` names, loaded (once); None when it names none."""
+    path = check(str(config.get("names", {}).get("lexicon", "")))
+    return load(path) if path else None
 
 
 @lru_cache(maxsize=2)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renraku.errors import InputError
-from renraku.extractors import READERS, corroborate
+from renraku.extractors import READERS, corroborate, names
 from renraku.extractors.calibration import confidence
 from renraku.extractors.fields import FieldReading, flag_for_review
 from renraku.extractors.templates import Template
@@ -217,11 +217,9 @@ def corroborate_item(pages: list[PageResult], ctx: ReadContext) -> None:
     # after the agreements above: a value copied from one box to another vouches for nothing
     changed += corroborate.contact_among_staff(readings, words.get("email_role_suffixes", []))
     changed += corroborate.facility_names(readings, words.get("facility_suffixes", []))
-    lexicon = str(ctx.config.get("names", {}).get("lexicon", ""))
-    if lexicon:
-        from renraku.extractors import names
-
-        changed += corroborate.shared_names(readings, names.load(lexicon).knows)
+    lexicon = names.configured(ctx.config)
+    if lexicon is not None:
+        changed += corroborate.shared_names(readings, lexicon.knows)
     for r in changed:
         r.confidence = confidence(r.evidence)
     flag_for_review(changed, ctx.threshold)
