@@ -519,15 +519,16 @@ def contact_among_staff(pages: list[list[FieldReading]], suffixes: Iterable[str]
     found = {path: r for readings in pages for path, r in _texts(readings).items()}
     contact_name, contact_email = found.get("contact_name"), found.get("contact_email")
     changed: list[FieldReading] = []
+    if contact_name is None or contact_email is None:
+        return changed
     for kana_path, name_path, email_path in partners(found):
-        if not kana_path.startswith("staff["):
+        name, email = found.get(name_path or ""), found.get(email_path or "")
+        if not kana_path.startswith("staff[") or name is None or email is None:
             continue
         kana = str(found[kana_path].value)
-        name = found.get(name_path) if name_path else None
-        email = found.get(email_path) if email_path else None
-        if contact_name and name and contact_email and email and str(contact_email.value) == str(email.value):
+        if str(contact_email.value) == str(email.value):
             changed += _take_fitting(contact_name, name, lambda v, k=kana: reads_as(v, k))
-        elif contact_email and email and contact_name and name and _same(contact_name, name):
+        elif _same(contact_name, name):
             changed += _take_fitting(contact_email, email, lambda v, k=kana: email_fits_name(v, k, suffixes),
                                      local_part=True)
     return changed
@@ -582,7 +583,7 @@ def facility_names(pages: list[list[FieldReading]], kinds: Iterable[str] = ()) -
     kanas = {str(by_path["facility_name_kana"].value) for by_path in found if "facility_name_kana" in by_path}
     if len(kanas) != 1:
         return []
-    kana, changed = kanas.pop(), []
+    kana, changed, kinds = kanas.pop(), [], list(kinds)
     names = [by_path["facility_name"] for by_path in found if "facility_name" in by_path]
     for name in names:
         if reads_as(str(name.value), kana) is not False:
@@ -593,7 +594,6 @@ def facility_names(pages: list[list[FieldReading]], kinds: Iterable[str] = ()) -
             name.evidence.repairs += 1
             changed.append(name)
     heard = {str(n.value) for n in names if reads_as(str(n.value), kana)}
-    kinds = list(kinds)
     for name in names:
         text = normalize.compact(str(name.value))
         if len(heard) != 1 or str(name.value) in heard or any(text.startswith(k) or text.endswith(k) for k in kinds):
