@@ -281,6 +281,42 @@ def respell_email(email: str, kana: str, suffixes: Iterable[str] = ()) -> str | 
     return mended if mended != email.lower() and email_fits_name(mended, kana, suffixes) else None
 
 
+def kana_from_email(kana: str, email: str, family: frozenset[str], given: frozenset[str],
+                    suffixes: Iterable[str] = (), match: glyphs.Match = glyphs.USUAL) -> str | None:
+    """The kana with each part (family, then given name) that is no reading of the dictionary
+    (`family`, `given`) and that the address does not spell, put as the reading the address spells
+    that looks most like it (わだたなぺ だく with takuya.watanabe@…: わたなべ たくや). A part that is a
+    known reading is kept: then the address may be the one misread. None unless each such part
+    clearly looks most like one reading (`match`) and the address then fits the whole."""
+    local, at, _domain = email.lower().partition("@")
+    parts = [normalize.kana(p) for p in normalize.text(kana).split()]
+    if not at or len(parts) != 2 or email_fits_name(email, kana, suffixes) is not False:
+        return None
+    from rapidfuzz import process
+    from rapidfuzz.distance import Levenshtein
+
+    tokens = {_canon(t) for t in re.split(r"[._\-+0-9]+", local) if len(t) >= 2}
+    out = []
+    for part, known in zip(parts, (family, given), strict=True):
+        if part in known or _romaji(part) in tokens:
+            out.append(part)
+            continue
+        near = process.extract(part, _listed(known), scorer=Levenshtein.distance,
+                               score_cutoff=max(2, 3 * len(part) // 4), limit=None)
+        spelt = [word for word, _d, _i in near if _romaji(word) in tokens]
+        best = match.best(part, spelt) if spelt else None
+        if best is None:
+            return None
+        out.append(best[0])
+    mended = " ".join(out)
+    return mended if email_fits_name(email, mended, suffixes) else None
+
+
+@lru_cache(maxsize=4)
+def _listed(words: frozenset[str]) -> list[str]:
+    return sorted(words)
+
+
 # ------------------------------------------------------------------------------- applying it
 
 
@@ -508,14 +544,17 @@ def across_pages(pages: list[list[FieldReading]]) -> list[FieldReading]:
 
 
 CONTACT_NOTE = "担当者欄と従事者欄で読みが違ったため、従事者の読み仮名に合う方に合わせました（要確認）"
+CONTACT_DOMAIN_NOTE = ("担当者欄と従事者欄で同じアドレスのドメインの読みが違ったため、"
+                       "形が正しい方（または同じ連絡のほかのアドレスにある方）に合わせました（要確認）")
 
 
 def contact_among_staff(pages: list[list[FieldReading]], suffixes: Iterable[str] = ()) -> list[FieldReading]:
     """The contact person of an application is mostly one of the staff it registers (9 of the dev
     set's 12 applications), and only the staff row has a kana reading. Where the contact's address
     is the same as a row's, the two names must be the same; where the names are, the addresses'
-    local parts: the one that fits the row's kana is put in the other box, with a note. Returns the
-    readings whose value changed."""
+    local parts: the one that fits the row's kana is put in the other box, with a note. An address
+    whose local part is the row's and whose domain is a slip or two from it is the same address
+    (`_take_domain` says which domain). Returns the readings whose value changed."""
     found = {path: r for readings in pages for path, r in _texts(readings).items()}
     contact_name, contact_email = found.get("contact_name"), found.get("contact_email")
     changed: list[FieldReading] = []
@@ -528,10 +567,47 @@ def contact_among_staff(pages: list[list[FieldReading]], suffixes: Iterable[str]
         kana = str(found[kana_path].value)
         if str(contact_email.value) == str(email.value):
             changed += _take_fitting(contact_name, name, lambda v, k=kana: reads_as(v, k))
+        elif _one_address(str(contact_email.value), str(email.value)):
+            others = [str(r.value) for r in found.values() if r.kind == "email" and r not in (contact_email, email)]
+            changed += _take_domain(contact_email, email, others)
+            changed += _take_fitting(contact_name, name, lambda v, k=kana: reads_as(v, k))
         elif _same(contact_name, name):
             changed += _take_fitting(contact_email, email, lambda v, k=kana: email_fits_name(v, k, suffixes),
                                      local_part=True)
     return changed
+
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+
+
+def _well_formed(domain: str) -> bool:
+    """A domain of two labels or more, none of them empty or beginning or ending with a hyphen."""
+    labels = domain.split(".")
+    return len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def _one_address(a: str, b: str) -> bool:
+    """Two readings of one address: the same local part, the domains a slip or two apart."""
+    from rapidfuzz.distance import Levenshtein
+
+    (local_a, _at, domain_a), (local_b, _at, domain_b) = a.partition("@"), b.partition("@")
+    return (bool(local_a) and local_a == local_b and domain_a != domain_b
+            and Levenshtein.normalized_distance(domain_a, domain_b) <= NEAR_DOMAINS)
+
+
+def _take_domain(a: FieldReading, b: FieldReading, others: list[str]) -> list[FieldReading]:
+    """Of two readings of one address differing in the domain, the domain that is well formed where
+    the other is not (mobile-example-.ne.jp), or else that another address of the item gives, put in
+    the other, with a note; nothing when that does not tell them apart."""
+    domains = [str(r.value).partition("@")[2] for r in (a, b)]
+    for judge in (_well_formed, lambda d: any(o.partition("@")[2] == d for o in others)):
+        verdicts = [judge(d) for d in domains]
+        if verdicts[0] != verdicts[1]:
+            good, bad = (a, b) if verdicts[0] else (b, a)
+            bad.value, bad.note = good.value, CONTACT_DOMAIN_NOTE
+            bad.evidence.repairs += 1
+            return [bad]
+    return []
 
 
 def _same(a: FieldReading, b: FieldReading) -> bool:

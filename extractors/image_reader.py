@@ -411,6 +411,26 @@ class ImageReader:
                 spelt = corroborate.respell_email(str(readings[email].value), spaced, suffixes)
                 fits_owner = self._respelt(readings[email], spelt)
             readings[email] = fits_owner or readings[email]
+            if fits_owner is None and (written is None or not corroborate.reads_as(
+                    str(readings[written].value), kana_now)):
+                self._kana_from_email(readings, kana_path, written, email)
+
+    def _kana_from_email(self, readings: dict[str, FieldReading], kana_path: str, written: str | None,
+                         email: str) -> None:
+        """A kana that neither its name nor its address vouches for, put as the address spells the
+        name (`corroborate.kana_from_email`), with a note; then the name respelt to it if it can be."""
+        if not self.name_lexicon:
+            return
+        lexicon = names.load(self.name_lexicon)
+        heard = corroborate.kana_from_email(str(readings[kana_path].value), str(readings[email].value),
+                                            lexicon.surname_kana, lexicon.given_kana,
+                                            self.vocabulary.get("email_role_suffixes", []), self.match)
+        if heard is None:
+            return
+        readings[kana_path] = self._respelt(readings[kana_path], heard, "メールアドレスに合わせて補正しました")
+        if written is not None and self.specs[written].kind == "name" and corroborate.reads_as(
+                str(readings[written].value), heard) is False:
+            readings[written] = self._respelt(readings[written], self._respell(str(readings[written].value), heard))
 
     @staticmethod
     def _vouches(name: str, kana: str, email: str, suffixes: list[str]) -> bool:

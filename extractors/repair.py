@@ -170,6 +170,7 @@ def address(text: str, places: list[str], guess_min: float = 0.0) -> Repaired:
     """
     base = japanese_text(text)
     value = re.sub(r"(?<=\d)\s*[・･.,、ー一―−]\s*(?=\d)", "-", base.value)  # 1・5-7 → 1-5-7
+    value = re.sub(r"(?<=\d)[A-Za-z~〜_=‐–—](?=\d)", "-", value)  # a handwritten dash read as a letter: 2-2r11
     value = re.sub(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f\d])", "", value)
     repairs = list(base.repairs) + (["respaced"] if value != base.value else [])
     best: tuple[int, str, int] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from renraku import normalize
-from renraku.extractors import corroborate, ocr
+from renraku.extractors import corroborate, names, ocr
 from renraku.extractors.calibration import Evidence, confidence
 from renraku.extractors.fields import FieldReading
 from renraku.extractors.image_reader import TITLE, ImageReader, PreparedPage, vocabulary
@@ -424,3 +424,56 @@ def test_a_facility_name_that_is_no_facility_name_takes_the_one_that_reads_as_th
     assert corroborate.facility_names([application, pledge, other], kinds) == pledge
     assert pledge[0].value == "若葉居宅介護支援事業所" and pledge[0].note
     assert other[0].value == "ひまわり薬局" and not other[0].note
+
+
+def test_a_kana_neither_its_name_nor_its_address_vouches_for_is_put_as_the_address_spells_it(read_ctx) -> None:
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    row = _email_row(reader, template, "森 閉大", "もり しょうだ", "shota.mori@example.jp")
+    kana = row["staff[1].name_kana"]
+    assert kana.value == "もり しょうた" and kana.note and kana.evidence.repairs == 1  # shown to a person
+    assert row["staff[1].email"].value == "shota.mori@example.jp" and not row["staff[1].email"].note
+    both = _email_row(reader, template, "渡田名辺 拓也", "わだたなぺ だく", "takuya.watanabe@example.jp")
+    assert both["staff[1].name_kana"].value == "わたなべ たくや"
+    # a kana that is a name's reading may be right and the address misread: it stays
+    kept = _email_row(reader, template, "森 閉大", "もり しょうご", "shota.mori@example.jp")["staff[1].name_kana"]
+    assert kept.value == "もり しょうご" and not kept.note
+    # a name that reads as the kana vouches for it: the address is the one to doubt
+    vouched = _email_row(reader, template, "阿部 香織", "あべ かおり", "kaoru.abe@example.jp")["staff[1].name_kana"]
+    assert vouched.value == "あべ かおり" and not vouched.note
+
+
+@pytest.mark.parametrize(("kana", "email", "meant"), [
+    ("あパ かおり", "kaori.abe@example.jp", "あべ かおり"),
+    ("きくち てもみ", "tomomi.kikuchi@example.jp", "きくち ともみ"),
+    ("いのうえ なおみみ", "naomi.inoue@example.jp", "いのうえ なおみ"),
+    ("ああっか たろう", "taro.otsuka@example.jp", None),  # おおつか looks too unlike to be sure
+    ("あべ かおり", "kaori.abe@example.jp", None),  # it fits already
+    ("あべかおり", "kaori.abe@example.jp", None),  # no space: no telling the parts
+    ("あパ かおり", "info@example.jp", None),  # an address that spells no name says nothing
+])
+def test_a_kana_is_put_as_the_address_spells_it_only_when_one_reading_clearly_looks_nearest(
+        read_ctx, kana: str, email: str, meant: str | None) -> None:
+    lexicon = names.configured(read_ctx.config)
+    assert corroborate.kana_from_email(kana, email, lexicon.surname_kana, lexicon.given_kana, SUFFIXES) == meant
+
+
+def test_the_contact_and_their_staff_row_with_domains_a_slip_apart_are_one_address() -> None:
+    application = [_reading("contact_name", "name", "加殴修 征"),
+                   _reading("contact_email", "email", "yuto.kato@mobile-example-.ne.jp")]
+    staff = [_reading("staff[1].name", "name", "加藤 悠斗"), _reading("staff[1].name_kana", "kana", "かとう ゆうと"),
+             _reading("staff[1].email", "email", "yuto.kato@mobile.example.ne.jp")]
+    changed = corroborate.contact_among_staff([application, staff])
+    assert {r.path for r in changed} == {"contact_name", "contact_email"}
+    assert application[0].value == "加藤 悠斗" and application[1].value == "yuto.kato@mobile.example.ne.jp"
+    assert application[1].note and application[1].evidence.repairs == 1
+    # both domains well formed, neither given by another address: no telling which is right
+    application = [_reading("contact_name", "name", "森 翔太"),
+                   _reading("contact_email", "email", "shota.mori@example-mall.jp")]
+    staff = [_reading("staff[1].name", "name", "森 翔太"), _reading("staff[1].name_kana", "kana", "もり しょうた"),
+             _reading("staff[1].email", "email", "shota.mori@examplemail.jp")]
+    assert corroborate.contact_among_staff([application, staff]) == []
+    # … unless another address of the item gives one of them
+    staff.append(_reading("staff[2].email", "email", "ryo.mori@examplemail.jp"))
+    assert corroborate.contact_among_staff([application, staff]) == [application[1]]
+    assert application[1].value == "shota.mori@examplemail.jp"

@@ -29,6 +29,12 @@ def test_rule_dashes_at_the_end_of_an_address_go() -> None:
         assert repair.address(f"栃木県栃木市桜通り4-25-12 {dashes}", []).value == "栃木県栃木市桜通り4-25-12"
 
 
+def test_a_dash_between_the_numbers_of_an_address_read_as_a_letter_is_a_dash() -> None:
+    mended = repair.address("栃木県佐野市本町2-2r11", [])
+    assert mended.value == "栃木県佐野市本町2-2-11" and mended.repairs  # counted as a repair
+    assert repair.address("栃木県佐野市本町2-2-11 Aビル3F", []).value == "栃木県佐野市本町2-2-11 Aビル3F"
+
+
 def test_kinds_with_a_shape() -> None:
     words = vocabulary()
     assert repair.phone("O285-34-3728").value == "0285-34-3728"
