@@ -426,12 +426,12 @@ def vote_domains(pages: list[list[FieldReading]], known_domains: Iterable[str] =
     """Staff of one facility share a mail domain, which a fax garbles, mostly differently in each
     address. A domain a slip or two from one that more addresses of the item give (two at least) is
     taken to be that one (two against two is no majority, unless only one of the two is made of
-    syllables: `_romanised`); otherwise, where two other domains at least are near (`NEAR_DOMAINS`),
-    each character is taken as most of them give it (higashtmachi-30…, higashimacht-30…,
-    htgashimachi-30…). The votes are taken again on their outcome until nothing changes (a tie
-    between characters may become a majority of domains). Each address changed is counted one
-    repair. A common domain (ymail.com beside gmail.com) stays as read. Returns the readings whose
-    value changed."""
+    syllables: `_romanised`; one against one, only a single slip and with a note); otherwise, where
+    two other domains at least are near (`NEAR_DOMAINS`), each character is taken as most of them
+    give it (higashtmachi-30…, higashimacht-30…, htgashimachi-30…). The votes are taken again on
+    their outcome until nothing changes (a tie between characters may become a majority of
+    domains). Each address changed is counted one repair. A common domain (ymail.com beside
+    gmail.com) stays as read. Returns the readings whose value changed."""
     common = set(known_domains)
     emails = [r for readings in pages for r in _texts(readings).values() if r.kind == "email"]
     changed = _mend_lost_at([r for r in emails if "@" not in str(r.value)],
@@ -462,6 +462,12 @@ def _vote_domains_once(emails: list[FieldReading], common: set[str]) -> list[tup
             continue
         domain = next((d for d, n in counts.most_common() if d != own and n >= 2 and Levenshtein.distance(own, d) <= 2
                        and (n > counts[own] or (n == counts[own] and _romanised(d) and not _romanised(own)))), None)
+        if domain is None and counts[own] == 1 and not _romanised(own):
+            # one address against one: only a single slip, to the one made of syllables (himawarj-69: himawari-69)
+            domain = next((d for d, n in counts.items() if n == 1 and d != own and _romanised(d)
+                           and Levenshtein.distance(own, d) == 1), None)
+            if domain is not None:
+                r.note = ONE_AGAINST_ONE_NOTE
         if domain is None:
             near = [d for j, d in enumerate(domains)
                     if j != i and Levenshtein.normalized_distance(own, d) <= NEAR_DOMAINS]
@@ -471,6 +477,8 @@ def _vote_domains_once(emails: list[FieldReading], common: set[str]) -> list[tup
     return voted
 
 
+ONE_AGAINST_ONE_NOTE = ("同じ連絡のほかのアドレスのドメイン（ローマ字の名前）と1文字違うため、"
+                        "そちらに合わせました（要確認）")
 LOST_AT_NOTE = "「@」が読めなかったため、同じ連絡のほかのアドレスのドメインの前に補いました（要確認）"
 
 
@@ -552,9 +560,10 @@ def contact_among_staff(pages: list[list[FieldReading]], suffixes: Iterable[str]
     """The contact person of an application is mostly one of the staff it registers (9 of the dev
     set's 12 applications), and only the staff row has a kana reading. Where the contact's address
     is the same as a row's, the two names must be the same; where the names are, the addresses'
-    local parts: the one that fits the row's kana is put in the other box, with a note. An address
-    whose local part is the row's and whose domain is a slip or two from it is the same address
-    (`_take_domain` says which domain). Returns the readings whose value changed."""
+    local parts: the one that fits the row's kana is put in the other box, with a note. Two
+    addresses a slip or two apart (`_one_address`) are one: the local part that fits the kana, the
+    domain `_take_domain` chooses and the name that reads as the kana go into the other box.
+    Returns the readings whose value changed."""
     found = {path: r for readings in pages for path, r in _texts(readings).items()}
     contact_name, contact_email = found.get("contact_name"), found.get("contact_email")
     changed: list[FieldReading] = []
@@ -569,6 +578,8 @@ def contact_among_staff(pages: list[list[FieldReading]], suffixes: Iterable[str]
             changed += _take_fitting(contact_name, name, lambda v, k=kana: reads_as(v, k))
         elif _one_address(str(contact_email.value), str(email.value)):
             others = [str(r.value) for r in found.values() if r.kind == "email" and r not in (contact_email, email)]
+            changed += _take_fitting(contact_email, email, lambda v, k=kana: email_fits_name(v, k, suffixes),
+                                     local_part=True)
             changed += _take_domain(contact_email, email, others)
             changed += _take_fitting(contact_name, name, lambda v, k=kana: reads_as(v, k))
         elif _same(contact_name, name):
@@ -586,12 +597,22 @@ def _well_formed(domain: str) -> bool:
     return len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
 
 
+def _of_names(local: str) -> bool:
+    """Whether each word of an address's local part could be a romanised name or an initial."""
+    words = [w for w in re.split(r"[._\-+0-9]+", local) if w]
+    return bool(words) and all(len(w) == 1 or _SYLLABLES.fullmatch(w) for w in words)
+
+
 def _one_address(a: str, b: str) -> bool:
-    """Two readings of one address: the same local part, the domains a slip or two apart."""
+    """Two readings of one address that differ: the local parts (four characters at least) a slip
+    apart at most, the domains a slip or two (kaorl.abe@… and kaori.abe@…, yuto.kato@mobile-example-.ne.jp
+    and yuto.kato@mobile.example.ne.jp)."""
     from rapidfuzz.distance import Levenshtein
 
     (local_a, _at, domain_a), (local_b, _at, domain_b) = a.partition("@"), b.partition("@")
-    return (bool(local_a) and local_a == local_b and domain_a != domain_b
+    if local_a != local_b and all(_of_names(local) for local in (local_a, local_b)):
+        return False  # m.sato and m.kato: two names, maybe two people
+    return (a != b and min(len(local_a), len(local_b)) >= 4 and Levenshtein.distance(local_a, local_b) <= 1
             and Levenshtein.normalized_distance(domain_a, domain_b) <= NEAR_DOMAINS)
 
 

@@ -182,6 +182,17 @@ def test_a_mail_domain_slip_is_mended_by_the_majority_of_the_item() -> None:
     assert {r.value.partition("@")[2] for r in tie} == {"higashimachi-30.example.jp"}
 
 
+def test_one_address_against_one_takes_the_domain_made_of_syllables_a_single_slip_away() -> None:
+    page = _addresses("kaori.kimishima@himawari-69.example.jp", "shota.otsuka@himawarj-69.example.jp",
+                      "nana.matsumoto@mobile.example.ne.jp")
+    assert corroborate.vote_domains([page]) == [page[1]]
+    assert page[1].value == "shota.otsuka@himawari-69.example.jp" and page[1].note  # shown to a person
+    assert page[0].value == "kaori.kimishima@himawari-69.example.jp" and not page[0].note
+    two_slips = _addresses("a.abe@himawari-69.example.jp", "b.ito@hjmawarj-69.example.jp")
+    both_syllables = _addresses("a.abe@aoba-95.example.jp", "b.ito@aopo-95.example.jp")
+    assert corroborate.vote_domains([two_slips]) == [] and corroborate.vote_domains([both_syllables]) == []
+
+
 def test_the_domain_vote_is_taken_again_until_it_settles() -> None:
     """test1, APP-007 as read: the characters tie for higashimacht-30 in the first round; in the
     second, three addresses give higashimachi-30 against its two."""
@@ -477,3 +488,17 @@ def test_the_contact_and_their_staff_row_with_domains_a_slip_apart_are_one_addre
     staff.append(_reading("staff[2].email", "email", "ryo.mori@examplemail.jp"))
     assert corroborate.contact_among_staff([application, staff]) == [application[1]]
     assert application[1].value == "shota.mori@examplemail.jp"
+
+
+def test_the_contact_and_their_staff_row_with_local_parts_a_slip_apart_are_one_address() -> None:
+    application = [_reading("contact_name", "name", "阿部 直美"),
+                   _reading("contact_email", "email", "kaorl.abe@mobile.example.ne.jp")]
+    staff = [_reading("staff[1].name", "name", "阿部直義"), _reading("staff[1].name_kana", "kana", "あべ かおり"),
+             _reading("staff[1].email", "email", "kaori.abe@mobtle.example.ne.jp")]
+    changed = corroborate.contact_among_staff([application, staff])
+    assert application[1].value == "kaori.abe@mobile.example.ne.jp" and application[1].note  # keeps its domain
+    assert staff[2].value == "kaori.abe@mobtle.example.ne.jp"  # two well-formed domains: no telling
+    assert changed == [application[1]]  # neither name reads かおり: both stay
+    application[0].value = "阿部 香織"
+    assert corroborate.contact_among_staff([application, staff]) == [staff[0]]
+    assert staff[0].value == "阿部 香織" and staff[0].note
