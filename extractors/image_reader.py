@@ -410,10 +410,19 @@ class ImageReader:
                 spaced = self._spaced(str(readings[written].value), kana_now)
                 spelt = corroborate.respell_email(str(readings[email].value), spaced, suffixes)
                 fits_owner = self._respelt(readings[email], spelt)
+            elif fits_owner is None and self._known_reading(kana_now) and (
+                    written is None or not corroborate.reads_as(str(readings[written].value), kana_now)):
+                # no name is read as the kana, but the dictionary knows it as a name's reading
+                spelt = corroborate.respell_email(str(readings[email].value), kana_now, suffixes)
+                fits_owner = self._respelt(readings[email], spelt, "辞書にある氏名の読み仮名に合わせて補正しました")
             readings[email] = fits_owner or readings[email]
             if fits_owner is None and (written is None or not corroborate.reads_as(
                     str(readings[written].value), kana_now)):
                 self._kana_from_email(readings, kana_path, written, email)
+
+    def _known_reading(self, kana: str) -> bool:
+        """Whether the name dictionary knows the kana as a surname's reading followed by a given name's."""
+        return bool(self.name_lexicon) and names.load(self.name_lexicon).knows_kana(kana)
 
     def _kana_from_email(self, readings: dict[str, FieldReading], kana_path: str, written: str | None,
                          email: str) -> None:

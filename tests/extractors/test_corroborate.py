@@ -502,3 +502,21 @@ def test_the_contact_and_their_staff_row_with_local_parts_a_slip_apart_are_one_a
     application[0].value = "阿部 香織"
     assert corroborate.contact_among_staff([application, staff]) == [staff[0]]
     assert staff[0].value == "阿部 香織" and staff[0].note
+
+
+def test_a_name_is_respelt_to_the_kana_its_address_gave(read_ctx) -> None:
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    row = _email_row(reader, template, "閲口 奈々", "せきぐち なだ", "nana.sekiguchi@example.jp")
+    assert row["staff[1].name_kana"].value == "せきぐち なな"
+    assert row["staff[1].name"].value == "関口 奈々" and row["staff[1].name"].note
+
+
+def test_an_address_is_respelt_to_a_kana_the_dictionary_knows_when_no_name_is_read_as_it(read_ctx) -> None:
+    template = read_ctx.template("staff_registration")
+    reader = ImageReader(template, read_ctx.config, vocabulary())
+    email = _email_row(reader, template, "阿部直義", "あべ なおみ", "naomj.ade@example.jp")["staff[1].email"]
+    assert email.value == "naomi.abe@example.jp" and email.note  # shown to a person
+    # a kana no name of the dictionary is read as says nothing of the address
+    kept = _email_row(reader, template, "阿部直義", "あべ なおみみ", "naomj.ade@example.jp")["staff[1].email"]
+    assert kept.value == "naomj.ade@example.jp"
