@@ -48,6 +48,8 @@ class Evidence:
     known_name: bool = False  # a name (or a name's kana) that is a surname and a given name (names.py)
     weak_match: bool = False  # a closed list's entry taken for a reading that looked little like it (glyphs.py)
     disputed_match: bool = False  # a closed list's entry taken for an inexact reading most other readings did not give
+    # values of the kind's shape the crop's readings gave and how often (pooled over sheets; no feature)
+    alternatives: tuple[tuple[str, int], ...] = ()
     empty: bool = False
     stray_ink: int = 0
     mark_share: float = 0.0

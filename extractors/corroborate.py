@@ -551,6 +551,55 @@ def across_pages(pages: list[list[FieldReading]]) -> list[FieldReading]:
     return changed
 
 
+POOLED_NOTE = "同じ連絡のほかの様式の同じ欄と読みが違ったため、両方の読み取り結果を合わせて多い方にしました（要確認）"
+
+
+def pooled_shared(pages: list[list[FieldReading]]) -> list[FieldReading]:
+    """A field several sheets of one item repeat (`SHARED`) read differently on them: each box was
+    read several ways, and the same value written twice is better judged from all those readings
+    together (中中病院 and 中央病院 from one box, 中央病院 twice from the other). The value most readings
+    of all the boxes give, if it is clearly the most, each box gave it at least once and most boxes
+    did not choose another, is put in every box, with a note. The readings are counted as read: the
+    name dictionary has had its say in each box's choice, and counted once more per box it made
+    寺田学 outvote 吉田 学 (test1). Returns the readings whose value changed."""
+    groups: dict[str, list[FieldReading]] = defaultdict(list)
+    for readings in pages:
+        for path, r in _texts(readings).items():
+            if path in SHARED and r.evidence is not None and r.evidence.alternatives:
+                groups[SHARED[path]].append(r)
+    changed: list[FieldReading] = []
+    for group in groups.values():
+        kind = group[0].kind
+        if len(group) < 2 or any(r.kind != kind for r in group):
+            continue
+        chosen = Counter(normalize.comparable(kind, str(r.value)) for r in group)
+        if len(chosen) == 1:
+            continue
+        pooled: Counter[str] = Counter()
+        spelt: dict[str, str] = {}
+        for r in group:
+            for value, n in r.evidence.alternatives:
+                key = normalize.comparable(kind, value)
+                pooled[key] += n
+                spelt.setdefault(key, value)
+        (winner, most), *rest = pooled.most_common() or [("", 0)]
+        if not winner or (rest and rest[0][1] >= most):
+            continue
+        (choice, boxes), *_others = chosen.most_common()
+        if boxes * 2 > len(group) and choice != winner:
+            continue  # most boxes chose another value: they are not outvoted by one box's readings
+        if not all(any(normalize.comparable(kind, v) == winner for v, _n in r.evidence.alternatives) for r in group):
+            continue
+        # spelt as a box that chose it has it, else as its readings gave it
+        value = next((str(r.value) for r in group if normalize.comparable(kind, str(r.value)) == winner), spelt[winner])
+        for r in group:
+            if normalize.comparable(kind, str(r.value)) != winner:
+                r.value, r.note = value, POOLED_NOTE
+                r.evidence.repairs += 1
+                changed.append(r)
+    return changed
+
+
 CONTACT_NOTE = "担当者欄と従事者欄で読みが違ったため、従事者の読み仮名に合う方に合わせました（要確認）"
 CONTACT_DOMAIN_NOTE = ("担当者欄と従事者欄で同じアドレスのドメインの読みが違ったため、"
                        "形が正しい方（または同じ連絡のほかのアドレスにある方）に合わせました（要確認）")

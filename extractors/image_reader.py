@@ -271,7 +271,7 @@ class ImageReader:
         need = self.stages[stage].settled if stage < len(self.stages) else 0
         if not need:
             return False
-        best, votes, _known = self._vote(self.specs[str(path)], readings)
+        best, votes, _known, _alternatives = self._vote(self.specs[str(path)], readings)
         return best[0] and votes >= need
 
     def _known_name(self, spec: FieldSpec) -> Callable[[str], bool] | None:
@@ -505,10 +505,11 @@ class ImageReader:
                                    confidence=confidence(evidence), note=note)
 
     def _vote(self, spec: FieldSpec, readings: list[ocr.Reading],
-              prefer: Callable[[str], bool] | None = None) -> tuple[tuple, int, bool]:
+              prefer: Callable[[str], bool] | None = None) -> tuple[tuple, int, bool, tuple[tuple[str, int], ...]]:
         """The best of the readings (one another box agrees with, if `prefer` says so; then the kind's
         shape, the value most readings give, Tesseract's confidence): (plausible, mean confidence,
-        repaired, normalised, reading), how many readings give its value, whether it is a known name."""
+        repaired, normalised, reading), how many readings give its value, whether it is a known name,
+        and each value of the kind's shape the readings give with how many give it."""
         kind = spec.kind
         known = self._known_name(spec)
         candidates = []
@@ -529,7 +530,11 @@ class ImageReader:
 
         best = max(candidates, key=rank)
         key = normalize.comparable(kind, best[3].value)
-        return best, votes[key], is_known[key]
+        shaped: dict[str, str] = {}
+        for c in sorted(candidates, key=rank, reverse=True):
+            if c[0] and c[3].value:
+                shaped.setdefault(normalize.comparable(kind, c[3].value), c[3].value)
+        return best, votes[key], is_known[key], tuple((value, votes[k]) for k, value in shaped.items())
 
     def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str,
               prefer: Callable[[str], bool] | None = None) -> FieldReading:
@@ -537,7 +542,7 @@ class ImageReader:
         agree. A reading of a name that is a known name counts as `known_weight` more readings (on the
         crops of val2 / val3, name boxes read right went from 75.4 to 78.9 %, kana of names 84.9 to 87.1 %)."""
         kind = spec.kind
-        (plausible, _c, fixed, norm, reading), agreeing, known = self._vote(spec, readings, prefer)
+        (plausible, _c, fixed, norm, reading), agreeing, known, alternatives = self._vote(spec, readings, prefer)
         others = len(readings) - 1
         # A name holding a lookalike glyph is known either way (太郎 and 太朗, 斎藤 and 斉藤): no evidence
         lookalike = kind == "name" and not self.lookalikes.isdisjoint(norm.value)
@@ -547,7 +552,8 @@ class ImageReader:
                             chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=channel,
                             lookalike=lookalike, known_name=known and not lookalike,
                             weak_match=fixed.vocabulary_score < self.match.weak_below,
-                            disputed_match=fixed.vocabulary_score < 1 and agreement < 0.5, agreement=agreement)
+                            disputed_match=fixed.vocabulary_score < 1 and agreement < 0.5, agreement=agreement,
+                            alternatives=alternatives)
         note = fixed.note if plausible else (norm.note or "読み取った値の形が項目に合いません")
         return FieldReading(spec.path, kind, norm.value, confidence(evidence), "ocr", spec.box, raw=reading.text,
                             note=note, evidence=evidence)

@@ -220,6 +220,8 @@ def corroborate_item(pages: list[PageResult], ctx: ReadContext) -> None:
     lexicon = names.configured(ctx.config)
     if lexicon is not None:
         changed += corroborate.shared_names(readings, lexicon.knows)
+    # last: what the kana and the name dictionary decided is not outvoted by the readings' count
+    changed += corroborate.pooled_shared(readings)
     for r in changed:
         r.confidence = confidence(r.evidence)
     flag_for_review(changed, ctx.threshold)

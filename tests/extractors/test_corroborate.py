@@ -520,3 +520,40 @@ def test_an_address_is_respelt_to_a_kana_the_dictionary_knows_when_no_name_is_re
     # a kana no name of the dictionary is read as says nothing of the address
     kept = _email_row(reader, template, "阿部直義", "あべ なおみみ", "naomj.ade@example.jp")["staff[1].email"]
     assert kept.value == "naomj.ade@example.jp"
+
+
+def _read_as(path: str, kind: str, value: str, *alternatives: tuple[str, int]) -> FieldReading:
+    r = _reading(path, kind, value)
+    r.evidence.alternatives = alternatives
+    return r
+
+
+def test_a_field_two_sheets_repeat_takes_the_value_most_readings_of_both_boxes_give() -> None:
+    application = [_read_as("facility_name", "text", "中中病院", ("中中病院", 3), ("中央病院", 2))]
+    pledge = [_read_as("facility_name", "text", "中央病院", ("中央病院", 4), ("中史病院", 1))]
+    assert corroborate.pooled_shared([application, pledge]) == [application[0]]
+    assert application[0].value == "中央病院" and application[0].note and application[0].evidence.repairs == 1
+    assert not pledge[0].note
+    # spelt as the box that chose it has it, not as another reading of it is spaced
+    spaced = [[_read_as("address", "text", "若草1-5", ("若草 1-5", 3))],
+              [_read_as("address", "text", "者草1-5", ("者草1-5", 2), ("若草 1-5", 1))]]
+    corroborate.pooled_shared(spaced)
+    assert spaced[1][0].value == "若草1-5"
+    # the signing dates of an application and its pledge likewise
+    dates = [[_read_as("application_date", "date", "2025-07-09", ("2025-07-09", 2), ("2025-09-09", 3))],
+             [_read_as("pledge_date", "date", "2025-09-09", ("2025-09-09", 5))]]
+    assert corroborate.pooled_shared(dates) == [dates[0][0]] and dates[0][0].value == "2025-09-09"
+
+
+def test_pooled_readings_decide_nothing_when_they_tie_or_one_box_never_gave_the_winner() -> None:
+    tie = [[_read_as("address", "text", "本町1-2", ("本町1-2", 3))],
+           [_read_as("address", "text", "本町1-3", ("本町1-3", 3))]]
+    assert corroborate.pooled_shared(tie) == []
+    unseen = [[_read_as("address", "text", "本町1-2", ("本町1-2", 1))],
+              [_read_as("address", "text", "本町1-3", ("本町1-3", 5))]]
+    assert corroborate.pooled_shared(unseen) == [] and unseen[0][0].value == "本町1-2"
+    # two boxes of three chose 松本修: one box's many readings of 格本修 do not outvote them
+    three = [[_read_as("representative_name", "name", "松本修", ("松本修", 2), ("格本修", 3))],
+             [_read_as("representative_name", "name", "松本修", ("松本修", 2), ("格本修", 2))],
+             [_read_as("representative_name", "name", "格本修", ("格本修", 5), ("松本修", 1))]]
+    assert corroborate.pooled_shared(three) == [] and three[0][0].value == "松本修"
