@@ -405,35 +405,33 @@ class ImageReader:
                                                             suffixes) is not False:
                 continue
             fits_owner = again(email, lambda v, k=kana_now: corroborate.email_fits_name(v, k, suffixes) is True)
-            if fits_owner is None and written is not None and self._vouches(
+            name_reads_kana = written is not None and bool(corroborate.reads_as(str(readings[written].value), kana_now))
+            if fits_owner is None and name_reads_kana and self._vouches(
                     str(readings[written].value), kana_now, str(readings[email].value), suffixes):
                 spaced = self._spaced(str(readings[written].value), kana_now)
                 spelt = corroborate.respell_email(str(readings[email].value), spaced, suffixes)
                 fits_owner = self._respelt(readings[email], spelt)
-            elif fits_owner is None and self._known_reading(kana_now) and (
-                    written is None or not corroborate.reads_as(str(readings[written].value), kana_now)):
+            elif fits_owner is None and not name_reads_kana and self._known_reading(kana_now):
                 # no name is read as the kana, but the dictionary knows it as a name's reading
                 spelt = corroborate.respell_email(str(readings[email].value), kana_now, suffixes)
                 fits_owner = self._respelt(readings[email], spelt, "辞書にある氏名の読み仮名に合わせて補正しました")
             readings[email] = fits_owner or readings[email]
-            if fits_owner is None and (written is None or not corroborate.reads_as(
-                    str(readings[written].value), kana_now)):
-                self._kana_from_email(readings, kana_path, written, email)
+            if fits_owner is None and not name_reads_kana:
+                self._kana_from_email(readings, kana_path, written, email, suffixes)
 
     def _known_reading(self, kana: str) -> bool:
         """Whether the name dictionary knows the kana as a surname's reading followed by a given name's."""
         return bool(self.name_lexicon) and names.load(self.name_lexicon).knows_kana(kana)
 
     def _kana_from_email(self, readings: dict[str, FieldReading], kana_path: str, written: str | None,
-                         email: str) -> None:
+                         email: str, suffixes: list[str]) -> None:
         """A kana that neither its name nor its address vouches for, put as the address spells the
         name (`corroborate.kana_from_email`), with a note; then the name respelt to it if it can be."""
         if not self.name_lexicon:
             return
         lexicon = names.load(self.name_lexicon)
         heard = corroborate.kana_from_email(str(readings[kana_path].value), str(readings[email].value),
-                                            lexicon.surname_kana, lexicon.given_kana,
-                                            self.vocabulary.get("email_role_suffixes", []), self.match)
+                                            lexicon.surname_kana, lexicon.given_kana, suffixes, self.match)
         if heard is None:
             return
         readings[kana_path] = self._respelt(readings[kana_path], heard, "メールアドレスに合わせて補正しました")
