@@ -285,6 +285,11 @@ class ImageReader:
             return names.load(self.name_lexicon).knows_kana
         return None
 
+    def _knows(self, path: str, value: str) -> bool:
+        """Whether the name dictionary knows the value of a name box or its kana box (`_known_name`)."""
+        known = self._known_name(self.specs[path])
+        return known is not None and known(value)
+
     def _setting(self, kind: str) -> ocr.Setting:
         return self.settings.get(kind, self.settings["text"])
 
@@ -411,17 +416,13 @@ class ImageReader:
                 spaced = self._spaced(str(readings[written].value), kana_now)
                 spelt = corroborate.respell_email(str(readings[email].value), spaced, suffixes)
                 fits_owner = self._respelt(readings[email], spelt)
-            elif fits_owner is None and not name_reads_kana and self._known_reading(kana_now):
+            elif fits_owner is None and not name_reads_kana and self._knows(kana_path, kana_now):
                 # no name is read as the kana, but the dictionary knows it as a name's reading
                 spelt = corroborate.respell_email(str(readings[email].value), kana_now, suffixes)
                 fits_owner = self._respelt(readings[email], spelt, "辞書にある氏名の読み仮名に合わせて補正しました")
             readings[email] = fits_owner or readings[email]
             if fits_owner is None and not name_reads_kana:
                 self._kana_from_email(readings, kana_path, written, email, suffixes)
-
-    def _known_reading(self, kana: str) -> bool:
-        """Whether the name dictionary knows the kana as a surname's reading followed by a given name's."""
-        return bool(self.name_lexicon) and names.load(self.name_lexicon).knows_kana(kana)
 
     def _kana_from_email(self, readings: dict[str, FieldReading], kana_path: str, written: str | None,
                          email: str, suffixes: list[str]) -> None:
