@@ -668,13 +668,14 @@ def _one_address(a: str, b: str) -> bool:
 def _take_domain(a: FieldReading, b: FieldReading, others: list[str]) -> list[FieldReading]:
     """Of two readings of one address differing in the domain, the domain that is well formed where
     the other is not (mobile-example-.ne.jp), or else that another address of the item gives, put in
-    the other, with a note; nothing when that does not tell them apart."""
+    the other (only the domain), with a note; nothing when that does not tell them apart."""
     domains = [str(r.value).partition("@")[2] for r in (a, b)]
     for judge in (_well_formed, lambda d: any(o.partition("@")[2] == d for o in others)):
         verdicts = [judge(d) for d in domains]
         if verdicts[0] != verdicts[1]:
             good, bad = (a, b) if verdicts[0] else (b, a)
-            bad.value, bad.note = good.value, CONTACT_DOMAIN_NOTE
+            domain = str(good.value).partition("@")[2]
+            bad.value, bad.note = f"{str(bad.value).partition('@')[0]}@{domain}", CONTACT_DOMAIN_NOTE
             bad.evidence.repairs += 1
             return [bad]
     return []

@@ -478,6 +478,13 @@ def test_the_contact_and_their_staff_row_with_domains_a_slip_apart_are_one_addre
     assert {r.path for r in changed} == {"contact_name", "contact_email"}
     assert application[0].value == "加藤 悠斗" and application[1].value == "yuto.kato@mobile.example.ne.jp"
     assert application[1].note and application[1].evidence.repairs == 1
+    # only the domain goes across: a local part neither of which fits the kana stays as read
+    application = [_reading("contact_name", "name", "加藤 悠斗"),
+                   _reading("contact_email", "email", "yuto.katu@mobile-example-.ne.jp")]
+    staff = [_reading("staff[1].name", "name", "加藤 悠斗"), _reading("staff[1].name_kana", "kana", "かとう ゆうと"),
+             _reading("staff[1].email", "email", "yuto.kat0@mobile.example.ne.jp")]
+    corroborate.contact_among_staff([application, staff])
+    assert application[1].value == "yuto.katu@mobile.example.ne.jp"
     # both domains well formed, neither given by another address: no telling which is right
     application = [_reading("contact_name", "name", "森 翔太"),
                    _reading("contact_email", "email", "shota.mori@example-mall.jp")]
