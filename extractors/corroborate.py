@@ -213,6 +213,11 @@ def _kakasi():
     return kakasi()
 
 
+def _local_words(local: str) -> list[str]:
+    """The words of an address's local part: what its dots, dashes, underscores and digits separate."""
+    return [w for w in re.split(r"[._\-+0-9]+", local) if w]
+
+
 def email_fits_name(email: str, kana: str, suffixes: Iterable[str] = ()) -> bool | None:
     """Whether an address's local part is made of the person's name (given the kana reading, family
     name first): every word of it a name, an initial, a name with an initial, or a job's short form,
@@ -232,7 +237,7 @@ def email_fits_name(email: str, kana: str, suffixes: Iterable[str] = ()) -> bool
     joined = {a + b for a in names for b in names if a != b}
     with_initial = {n + i for n in names for i in initials} | {i + n for n in names for i in initials}
     short = {s.lower() for s in suffixes}
-    tokens = [t for t in re.split(r"[._\-+0-9]+", local) if t]
+    tokens = _local_words(local)
     if not tokens:
         return None
     named = False
@@ -295,7 +300,7 @@ def kana_from_email(kana: str, email: str, family: frozenset[str], given: frozen
     from rapidfuzz import process
     from rapidfuzz.distance import Levenshtein
 
-    tokens = {_canon(t) for t in re.split(r"[._\-+0-9]+", local) if len(t) >= 2}
+    tokens = {_canon(t) for t in _local_words(local) if len(t) >= 2}
     out = []
     for part, known in zip(parts, (family, given), strict=True):
         if part in known or _romaji(part) in tokens:
@@ -491,8 +496,7 @@ def _mend_lost_at(readings: list[FieldReading], domains: set[str]) -> list[Field
         domain = next((d for d in sorted(domains, key=len, reverse=True)
                        if "." in d and value.endswith(d) and len(value) - len(d) >= 3), None)
         if domain is not None:
-            r.value, r.note = f"{value[:-len(domain) - 1]}@{domain}", LOST_AT_NOTE
-            r.evidence.repairs += 1
+            _mend(r, f"{value[:-len(domain) - 1]}@{domain}", LOST_AT_NOTE)
             r.evidence.plausible = True
             mended.append(r)
     return mended
@@ -508,6 +512,12 @@ _SYLLABLES = re.compile(r"(?:(?:ky|gy|sh|ch|ny|hy|by|py|my|ry|ts|[kgsztdnhbpmyrw
 def _romanised(domain: str) -> bool:
     words = [w for w in re.split(r"[-0-9]+", domain.partition(".")[0]) if w]
     return bool(words) and all(_SYLLABLES.fullmatch(w) for w in words)
+
+
+def _mend(reading: FieldReading, value: str, note: str) -> None:
+    """A value put in from another box or reading: one repair more, and a note that sends it to a person."""
+    reading.value, reading.note = value, note
+    reading.evidence.repairs += 1
 
 
 def _texts(readings: list[FieldReading]) -> dict[str, FieldReading]:
@@ -594,8 +604,7 @@ def pooled_shared(pages: list[list[FieldReading]]) -> list[FieldReading]:
         value = next((str(r.value) for r in group if normalize.comparable(kind, str(r.value)) == winner), spelt[winner])
         for r in group:
             if normalize.comparable(kind, str(r.value)) != winner:
-                r.value, r.note = value, POOLED_NOTE
-                r.evidence.repairs += 1
+                _mend(r, value, POOLED_NOTE)
                 changed.append(r)
     return changed
 
@@ -648,7 +657,7 @@ def _well_formed(domain: str) -> bool:
 
 def _of_names(local: str) -> bool:
     """Whether each word of an address's local part could be a romanised name or an initial."""
-    words = [w for w in re.split(r"[._\-+0-9]+", local) if w]
+    words = _local_words(local)
     return bool(words) and all(len(w) == 1 or _SYLLABLES.fullmatch(w) for w in words)
 
 
@@ -675,8 +684,7 @@ def _take_domain(a: FieldReading, b: FieldReading, others: list[str]) -> list[Fi
         if verdicts[0] != verdicts[1]:
             good, bad = (a, b) if verdicts[0] else (b, a)
             domain = str(good.value).partition("@")[2]
-            bad.value, bad.note = f"{str(bad.value).partition('@')[0]}@{domain}", CONTACT_DOMAIN_NOTE
-            bad.evidence.repairs += 1
+            _mend(bad, f"{str(bad.value).partition('@')[0]}@{domain}", CONTACT_DOMAIN_NOTE)
             return [bad]
     return []
 
@@ -698,8 +706,7 @@ def _take_fitting(a: FieldReading, b: FieldReading, fits: Callable[[str], bool |
     value = str(good.value)
     if local_part:
         value = f"{value.partition('@')[0]}@{str(bad.value).partition('@')[2]}"
-    bad.value, bad.note = value, CONTACT_NOTE
-    bad.evidence.repairs += 1
+    _mend(bad, value, CONTACT_NOTE)
     return [bad]
 
 
@@ -737,16 +744,14 @@ def facility_names(pages: list[list[FieldReading]], kinds: Iterable[str] = ()) -
             continue
         spelt = respell_facility(str(name.value), kana, kinds)
         if spelt is not None and spelt != str(name.value):
-            name.value, name.note = spelt, FACILITY_NOTE
-            name.evidence.repairs += 1
+            _mend(name, spelt, FACILITY_NOTE)
             changed.append(name)
     heard = {str(n.value) for n in names if reads_as(str(n.value), kana)}
     for name in names:
         text = normalize.compact(str(name.value))
         if len(heard) != 1 or str(name.value) in heard or any(text.startswith(k) or text.endswith(k) for k in kinds):
             continue
-        name.value, name.note = next(iter(heard)), FACILITY_NOTE
-        name.evidence.repairs += 1
+        _mend(name, next(iter(heard)), FACILITY_NOTE)
         changed.append(name)
     return changed
 
@@ -766,8 +771,7 @@ def shared_names(pages: list[list[FieldReading]], known: Callable[[str], bool]) 
         return []
     changed = [r for r in group if normalize.comparable(r.kind, str(r.value)) != normalize.comparable(r.kind, names[0])]
     for r in changed:
-        r.value, r.note = names[0], NAME_NOTE
-        r.evidence.repairs += 1
+        _mend(r, names[0], NAME_NOTE)
     return changed
 
 
