@@ -67,6 +67,15 @@ def _reading(path: str, kind: str, value: str) -> FieldReading:
     return FieldReading(path, kind, value, confidence(evidence), "ocr", (0, 0, 1, 1), evidence=evidence)
 
 
+def _contact_and_row(contact: tuple[str, str],
+                     row: tuple[str, str, str]) -> tuple[list[FieldReading], list[FieldReading]]:
+    """An application's contact person (name, address) and a staff row (name, kana, address) of one item."""
+    application = [_reading("contact_name", "name", contact[0]), _reading("contact_email", "email", contact[1])]
+    staff = [_reading("staff[1].name", "name", row[0]), _reading("staff[1].name_kana", "kana", row[1]),
+             _reading("staff[1].email", "email", row[2])]
+    return application, staff
+
+
 def test_a_page_corroborates_and_contradicts_pairs() -> None:
     page = [_reading("staff[1].name", "name", "小野 修"), _reading("staff[1].name_kana", "kana", "おの おさむ"),
             _reading("staff[1].email", "email", "o.ono@example.jp"),
@@ -121,29 +130,24 @@ def test_the_contact_person_among_the_staff_vouches_for_both_readings() -> None:
 
 
 def test_the_contact_and_their_staff_row_read_differently_take_the_one_that_fits_the_kana() -> None:
-    application = [_reading("contact_name", "name", "阿部計"),
-                   _reading("contact_email", "email", "makoto.abe@sakura-12.example.jp")]
-    staff = [_reading("staff[1].name", "name", "阿部 誠"), _reading("staff[1].name_kana", "kana", "あべ まこと"),
-             _reading("staff[1].email", "email", "makoto.abe@sakura-12.example.jp")]
+    application, staff = _contact_and_row(("阿部計", "makoto.abe@sakura-12.example.jp"),
+                                          ("阿部 誠", "あべ まこと", "makoto.abe@sakura-12.example.jp"))
     changed = corroborate.contact_among_staff([application, staff])
     assert changed == [application[0]] and application[0].value == "阿部 誠"
     assert application[0].note and application[0].evidence.repairs == 1  # shown to a person
 
     # the same name: the address that fits the kana lends its local part, each keeps its domain
-    application = [_reading("contact_name", "name", "高橋 沙織"),
-                   _reading("contact_email", "email", "saort.takahasht@higashimachi-30.example.jp")]
-    staff = [_reading("staff[1].name", "name", "高橋 沙織"), _reading("staff[1].name_kana", "kana", "たかはし さおり"),
-             _reading("staff[1].email", "email", "saori.takahashi@higashimacht-30.example.jp")]
+    application, staff = _contact_and_row(
+        ("高橋 沙織", "saort.takahasht@higashimachi-30.example.jp"),
+        ("高橋 沙織", "たかはし さおり", "saori.takahashi@higashimacht-30.example.jp"))
     corroborate.contact_among_staff([application, staff])
     assert application[1].value == "saori.takahashi@higashimachi-30.example.jp" and application[1].note
     assert staff[2].value == "saori.takahashi@higashimacht-30.example.jp" and not staff[2].note
 
 
 def test_a_contact_who_is_not_of_the_staff_is_left_alone() -> None:
-    application = [_reading("contact_name", "name", "佐藤 誠"),
-                   _reading("contact_email", "email", "m.sato@sakura-12.example.jp")]
-    staff = [_reading("staff[1].name", "name", "加藤 誠"), _reading("staff[1].name_kana", "kana", "かとう まこと"),
-             _reading("staff[1].email", "email", "m.kato@sakura-12.example.jp")]
+    application, staff = _contact_and_row(("佐藤 誠", "m.sato@sakura-12.example.jp"),
+                                          ("加藤 誠", "かとう まこと", "m.kato@sakura-12.example.jp"))
     assert corroborate.contact_among_staff([application, staff]) == []
     assert application[0].value == "佐藤 誠" and not application[0].note
 
@@ -470,26 +474,20 @@ def test_a_kana_is_put_as_the_address_spells_it_only_when_one_reading_clearly_lo
 
 
 def test_the_contact_and_their_staff_row_with_domains_a_slip_apart_are_one_address() -> None:
-    application = [_reading("contact_name", "name", "加殴修 征"),
-                   _reading("contact_email", "email", "yuto.kato@mobile-example-.ne.jp")]
-    staff = [_reading("staff[1].name", "name", "加藤 悠斗"), _reading("staff[1].name_kana", "kana", "かとう ゆうと"),
-             _reading("staff[1].email", "email", "yuto.kato@mobile.example.ne.jp")]
+    application, staff = _contact_and_row(("加殴修 征", "yuto.kato@mobile-example-.ne.jp"),
+                                          ("加藤 悠斗", "かとう ゆうと", "yuto.kato@mobile.example.ne.jp"))
     changed = corroborate.contact_among_staff([application, staff])
     assert {r.path for r in changed} == {"contact_name", "contact_email"}
     assert application[0].value == "加藤 悠斗" and application[1].value == "yuto.kato@mobile.example.ne.jp"
     assert application[1].note and application[1].evidence.repairs == 1
     # only the domain goes across: a local part neither of which fits the kana stays as read
-    application = [_reading("contact_name", "name", "加藤 悠斗"),
-                   _reading("contact_email", "email", "yuto.katu@mobile-example-.ne.jp")]
-    staff = [_reading("staff[1].name", "name", "加藤 悠斗"), _reading("staff[1].name_kana", "kana", "かとう ゆうと"),
-             _reading("staff[1].email", "email", "yuto.kat0@mobile.example.ne.jp")]
+    application, staff = _contact_and_row(("加藤 悠斗", "yuto.katu@mobile-example-.ne.jp"),
+                                          ("加藤 悠斗", "かとう ゆうと", "yuto.kat0@mobile.example.ne.jp"))
     corroborate.contact_among_staff([application, staff])
     assert application[1].value == "yuto.katu@mobile.example.ne.jp"
     # both domains well formed, neither given by another address: no telling which is right
-    application = [_reading("contact_name", "name", "森 翔太"),
-                   _reading("contact_email", "email", "shota.mori@example-mall.jp")]
-    staff = [_reading("staff[1].name", "name", "森 翔太"), _reading("staff[1].name_kana", "kana", "もり しょうた"),
-             _reading("staff[1].email", "email", "shota.mori@examplemail.jp")]
+    application, staff = _contact_and_row(("森 翔太", "shota.mori@example-mall.jp"),
+                                          ("森 翔太", "もり しょうた", "shota.mori@examplemail.jp"))
     assert corroborate.contact_among_staff([application, staff]) == []
     # … unless another address of the item gives one of them
     staff.append(_reading("staff[2].email", "email", "ryo.mori@examplemail.jp"))
@@ -498,10 +496,8 @@ def test_the_contact_and_their_staff_row_with_domains_a_slip_apart_are_one_addre
 
 
 def test_the_contact_and_their_staff_row_with_local_parts_a_slip_apart_are_one_address() -> None:
-    application = [_reading("contact_name", "name", "阿部 直美"),
-                   _reading("contact_email", "email", "kaorl.abe@mobile.example.ne.jp")]
-    staff = [_reading("staff[1].name", "name", "阿部直義"), _reading("staff[1].name_kana", "kana", "あべ かおり"),
-             _reading("staff[1].email", "email", "kaori.abe@mobtle.example.ne.jp")]
+    application, staff = _contact_and_row(("阿部 直美", "kaorl.abe@mobile.example.ne.jp"),
+                                          ("阿部直義", "あべ かおり", "kaori.abe@mobtle.example.ne.jp"))
     changed = corroborate.contact_among_staff([application, staff])
     assert application[1].value == "kaori.abe@mobile.example.ne.jp" and application[1].note  # keeps its domain
     assert staff[2].value == "kaori.abe@mobtle.example.ne.jp"  # two well-formed domains: no telling
