@@ -446,39 +446,40 @@ def vote_domains(pages: list[list[FieldReading]], known_domains: Iterable[str] =
         voted = _vote_domains_once(emails, common)
         if not voted:
             break
-        for r, domain in voted:
+        for r, domain, note in voted:
             r.value = f"{str(r.value).partition('@')[0]}@{domain}"
+            r.note = note or r.note
             if r not in changed:
                 r.evidence.repairs += 1
                 changed.append(r)
     return changed
 
 
-def _vote_domains_once(emails: list[FieldReading], common: set[str]) -> list[tuple[FieldReading, str]]:
+def _vote_domains_once(emails: list[FieldReading], common: set[str]) -> list[tuple[FieldReading, str, str]]:
     """One round of `vote_domains`: each address's domain as the others give them (all as they were
-    before the round)."""
+    before the round), with the note the change needs ("" for none)."""
     from rapidfuzz.distance import Levenshtein
 
     domains = [str(r.value).partition("@")[2] for r in emails]
     counts = Counter(domains)
-    voted: list[tuple[FieldReading, str]] = []
+    voted: list[tuple[FieldReading, str, str]] = []
     for i, (r, own) in enumerate(zip(emails, domains, strict=True)):
         if own in common:
             continue
         domain = next((d for d, n in counts.most_common() if d != own and n >= 2 and Levenshtein.distance(own, d) <= 2
                        and (n > counts[own] or (n == counts[own] and _romanised(d) and not _romanised(own)))), None)
+        note = ""
         if domain is None and counts[own] == 1 and not _romanised(own):
             # one address against one: only a single slip, to the one made of syllables (himawarj-69: himawari-69)
             domain = next((d for d, n in counts.items() if n == 1 and d != own and _romanised(d)
                            and Levenshtein.distance(own, d) == 1), None)
-            if domain is not None:
-                r.note = ONE_AGAINST_ONE_NOTE
+            note = ONE_AGAINST_ONE_NOTE if domain is not None else ""
         if domain is None:
             near = [d for j, d in enumerate(domains)
                     if j != i and Levenshtein.normalized_distance(own, d) <= NEAR_DOMAINS]
             domain = _character_vote(own, near) if len(near) >= 2 else own
         if domain != own:
-            voted.append((r, domain))
+            voted.append((r, domain, note))
     return voted
 
 
