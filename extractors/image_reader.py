@@ -527,10 +527,11 @@ class ImageReader:
             return (bool(prefer and prefer(c[3].value)), c[0], votes[k] + self.known_weight * is_known[k],
                     not c[2].note, c[1])
 
-        best = max(candidates, key=rank)
+        ranked = sorted(candidates, key=rank, reverse=True)  # stable: the first of equals, as max would take
+        best = ranked[0]
         key = normalize.comparable(kind, best[3].value)
         shaped: dict[str, str] = {}
-        for c in sorted(candidates, key=rank, reverse=True):
+        for c in ranked:
             if c[0] and c[3].value:
                 shaped.setdefault(normalize.comparable(kind, c[3].value), c[3].value)
         return best, votes[key], is_known[key], tuple((value, votes[k]) for k, value in shaped.items())
