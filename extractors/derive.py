@@ -169,7 +169,8 @@ class _BlankPage:
         )
 
 
-def _expand(spec: dict[str, Any], blank: _BlankPage) -> list[tuple[str, Box]]:
+def _expand(spec: dict[str, Any], blank: _BlankPage) -> list[tuple[int, Box]]:
+    """The boxes a label mapping entry names, each with its row number ({n} in the path and hints)."""
     how = spec.get("box", "after_label")
     found = blank.find(spec)
     if not found:
@@ -178,7 +179,7 @@ def _expand(spec: dict[str, Any], blank: _BlankPage) -> list[tuple[str, Box]]:
         if len(found) != 1:
             raise TemplateError(f"見出し「{spec['label']}」が {len(found)} か所にあります（{spec['path']}）")
         cells = blank.column(found[0][1])
-        return [(spec["path"].format(n=i + 1), box) for i, box in enumerate(cells)]
+        return [(i + 1, box) for i, box in enumerate(cells)]
     if not spec.get("each") and len(found) != 1:
         raise TemplateError(f"ラベル「{spec['label']}」が {len(found)} か所にあります（{spec['path']}）"
                             "。row で行を指定してください")
@@ -192,7 +193,7 @@ def _expand(spec: dict[str, Any], blank: _BlankPage) -> list[tuple[str, Box]]:
             box = blank.after_label(line, label, spec.get("band"))
         else:
             raise TemplateError(f"不明な box の指定です: {how}")
-        out.append((spec["path"].format(n=i + 1), box))
+        out.append((i + 1, box))
     return out
 
 
@@ -220,9 +221,10 @@ def derive_templates(pdf_path: Path, label_map: dict[str, Any]) -> list[Template
                                 "ラベル対応表にありません")
         fields = []
         for spec in label_map[form_id]["fields"]:
-            for path, box in _expand(spec, blank):
+            for n, box in _expand(spec, blank):
                 box = _round(box)
-                fields.append(FieldSpec(path=path, kind=spec["kind"], box=box, hints=spec.get("hints", {}),
+                hints = {k: v.format(n=n) if isinstance(v, str) else v for k, v in spec.get("hints", {}).items()}
+                fields.append(FieldSpec(path=spec["path"].format(n=n), kind=spec["kind"], box=box, hints=hints,
                                         printed=blank.printed_inside(box)))
         fields = _in_reading_order(fields)
         _check_unique(form_id, fields)

@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from renraku.extractors.templates import Template
+from renraku.extractors.calibration import Evidence, confidence
+from renraku.extractors.fields import FieldReading
+from renraku.extractors.templates import FieldSpec, Template
 from renraku.pipeline.images import render_pdf_page
 
 FORGIVE_PX = 2  # widening of the printed ink, each side
@@ -149,3 +152,53 @@ def _median(image: np.ndarray, k: int) -> np.ndarray:
         part = cv2.medianBlur(np.ascontiguousarray(image[cy0:cy1, cx0:cx1]), k)[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
         out[y0:y1, x0:x1] = np.minimum(out[y0:y1, x0:x1], part)
     return out
+
+
+def keep_writing(mask: np.ndarray) -> np.ndarray:
+    """The sender's strokes only: rule remnants (long thin pieces) and specks dropped."""
+    h, w = mask.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    for i in range(1, n):
+        _x, _y, bw, bh, area = stats[i]
+        if area < 6:
+            continue
+        if (bw <= 4 and bh > 0.6 * h) or (bh <= 4 and bw > 0.3 * w):
+            continue  # a stretch of a printed rule the blank did not quite cover
+        keep[i] = True
+    return keep[labels]
+
+
+def ocr_crop(page: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The field's pixels where the sender wrote (grey levels kept), white elsewhere, cut to the ink."""
+    strokes = keep_writing(mask)
+    if not strokes.any():
+        return None
+    ys, xs = np.nonzero(strokes)
+    x0, y0, _x1, _y1 = box
+    near = cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    crop = np.where(near, page[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]], 255).astype(np.uint8)
+    pad = 6
+    top, bottom = max(0, ys.min() - pad), min(mask.shape[0], ys.max() + pad + 1)
+    left, right = max(0, xs.min() - pad), min(mask.shape[1], xs.max() + pad + 1)
+    return crop[top:bottom, left:right]
+
+
+def read_mark(spec: FieldSpec, ink: np.ndarray, printed: Blank, channel: str, marks: dict[str, Any],
+              dpi: int) -> FieldReading:
+    """A check box, the 管理者 column or the seal, by the share of its box the sender's ink covers:
+    clearly on, clearly off, or between the two (the side of the midpoint, shown to a person)."""
+    kind = spec.kind
+    prefix = {"checkbox": "checkbox", "admin_mark": "admin", "seal": "seal"}[kind]
+    grow = float(marks.get("checkbox_grow", 3.0)) if kind == "checkbox" else 0.0
+    box = box_px(spec.box, dpi, ink.shape, grow_pt=grow)
+    mask = written(ink, printed, box, local_shift(ink, printed, box))
+    inner = box_px(spec.box, dpi, ink.shape)
+    area = max(1, (inner[2] - inner[0]) * (inner[3] - inner[1]))
+    share = float(keep_writing(mask).sum()) / area
+    on, off = float(marks.get(f"{prefix}_on", 0.05)), float(marks.get(f"{prefix}_off", 0.01))
+    value = share >= (on + off) / 2
+    evidence = Evidence(kind=kind, mark_share=share, mark_on=on, mark_off=off, channel=channel)
+    note = "" if share >= on or share <= off else "印の有無がはっきりしません"
+    return FieldReading(spec.path, kind, value, confidence(evidence), "mark", spec.box, raw=f"{share:.3f}",
+                        note=note, evidence=evidence)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from renraku import normalize
-from renraku.extractors import glyphs
+from renraku.extractors import glyphs, notes
 
 # Rule remnants and specks Tesseract turns into characters at the ends of a crop.
 JUNK = "|｜!！'\"`´‘’“”「」『』[]()（）{}。、.,，:;：；_＿-－~〜=＝/／\\・･*＊^"
@@ -32,6 +32,7 @@ class Repaired:
     plausible: bool = True  # the value has its kind's shape
     vocabulary_score: float = 1.0  # for closed lists: how near the reading looked to the entry taken
     note: str = ""  # a repair bold enough that a person must see it (Japanese, for the reviewer)
+    unlisted: str = ""  # the value before it was changed toward a list ("" when it was not)
 
 
 def trim_junk(text: str) -> tuple[str, bool]:
@@ -115,7 +116,7 @@ def closed_list(text: str, words: list[str], match: glyphs.Match = glyphs.USUAL)
     found = match.best(compact, words)
     if found is None:
         return Repaired(base.value, base.repairs, base.plausible, 0.0)
-    return Repaired(found[0], [*base.repairs, "vocabulary"], True, found[1])
+    return Repaired(found[0], [*base.repairs, "vocabulary"], True, found[1], unlisted=base.value)
 
 
 def with_suffix(text: str, suffixes: list[str], guess_min: float = 0.0) -> Repaired:
@@ -128,23 +129,25 @@ def with_suffix(text: str, suffixes: list[str], guess_min: float = 0.0) -> Repai
     value = base.value
     compact = value.replace(" ", "")
     kinds = sorted(suffixes, key=len, reverse=True)  # the longest decides
+    if any(compact.endswith(k) or compact.startswith(k) for k in kinds):
+        return base  # 眼科医院 ends in 医院: not a slip of 歯科医院
     for suffix in kinds:
         n = len(suffix)
         if compact.endswith(suffix):
             return base
         if n >= 3 and len(compact) > n and _close(compact[-n:], suffix) == 1:
-            return Repaired(compact[:-n] + suffix, [*base.repairs, "suffix"], base.plausible)
+            return Repaired(compact[:-n] + suffix, [*base.repairs, "suffix"], base.plausible, unlisted=compact)
     for prefix in kinds:
         n = len(prefix)
         if compact.startswith(prefix):
             return base
         if n >= 3 and len(compact) > n and _close(compact[:n], prefix) == 1:
-            return Repaired(prefix + compact[n:], [*base.repairs, "prefix"], base.plausible)
+            return Repaired(prefix + compact[n:], [*base.repairs, "prefix"], base.plausible, unlisted=compact)
     guess = _kind_looked_like(compact, tuple(kinds), guess_min) if guess_min > 0 else None
     if guess is None:
         return base
-    return Repaired(guess, [*base.repairs, "kind"], base.plausible,
-                    note="施設の種類の語に似ているため補正しました（要確認）")
+    return Repaired(guess, [*base.repairs, "kind"], base.plausible, note=notes.text("facility_kind"),
+                    unlisted=compact)
 
 
 @lru_cache(maxsize=4096)  # a crop's readings are weighed again after every stage
@@ -187,10 +190,10 @@ def address(text: str, places: list[str], guess_min: float = 0.0) -> Repaired:
                 best = (d, place, cut)
     if best is not None:
         _d, place, cut = best
-        return Repaired(place + value[cut:], [*repairs, "place"], True)
+        return Repaired(place + value[cut:], [*repairs, "place"], True, unlisted=value)
     guess = _place_looked_like(value, tuple(places), guess_min) if guess_min > 0 else None
     if guess is not None:
-        return Repaired(guess, [*repairs, "place"], True, note="所在地の市町村名に似ているため補正しました（要確認）")
+        return Repaired(guess, [*repairs, "place"], True, note=notes.text("address_place"), unlisted=value)
     return Repaired(value, repairs, base.plausible)
 
 
@@ -351,6 +354,7 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
     repairs = ["trim"] if value != s else []
     # No address holds a comma: it is a dot that a coarse fax turned into a comma, not a repair
     value = value.replace(",", ".").lower()
+    unlisted = ""
     local, at, domain = value.partition("@")
     if ".." in local:  # no address has two dots in a row: a speck beside a dot
         local = re.sub(r"\.{2,}", ".", local)
@@ -369,10 +373,12 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
                 break
         if fixed_domain != domain:
             repairs.append("domain")
+        read_domain = fixed_domain
         fixed_domain, how = _mend_domain(fixed_domain, known_domains or [], tops or [])
         if how:
             repairs.append(how)
+            unlisted = f"{local}@{read_domain}"
         value = f"{local}@{fixed_domain}"
     plausible = bool(re.fullmatch(r"[a-z0-9._%+\- ]+@[a-z0-9\-]+(\.[a-z0-9\-]+)+", value))
-    return Repaired(value, repairs, plausible)
+    return Repaired(value, repairs, plausible, unlisted=unlisted)
 

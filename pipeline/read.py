@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renraku.errors import InputError
-from renraku.extractors import READERS, corroborate, names
-from renraku.extractors.calibration import confidence
+from renraku.extractors import READERS, corroboration, names
 from renraku.extractors.fields import FieldReading, flag_for_review
 from renraku.extractors.templates import Template
 from renraku.pipeline import mail
@@ -104,7 +103,7 @@ def prepare_page(page: Page, ctx: ReadContext) -> PageResult:
 def read_pages(pages: list[Page], ctx: ReadContext, pool: Executor | None = None) -> list[PageResult]:
     """Read pages: prepared in parallel (given a pool), the OCR of all of them batched, then finished."""
     if pool is not None and len(pages) > 1:
-        from renraku.extractors.image_reader import warm
+        from renraku.extractors.corroboration import warm
 
         images = any(p.kind == "image" for p in pages)
         warming = threading.Thread(target=warm, args=(ctx.config,), daemon=True)
@@ -117,7 +116,8 @@ def read_pages(pages: list[Page], ctx: ReadContext, pool: Executor | None = None
         results = [_safely(prepare_page, p, ctx) for p in pages]
     pending = [r for r in results if r.pending is not None]
     if pending:
-        from renraku.extractors.image_reader import ImageReader, ocr_prepared, vocabulary
+        from renraku.extractors.escalation import ocr_prepared
+        from renraku.extractors.image_reader import ImageReader, vocabulary
 
         readers = [ImageReader(ctx.template(r.pending.form_id), ctx.config, vocabulary()) for r in pending]
         try:
@@ -206,24 +206,20 @@ def read_opened(docs: list[DocumentResult], ctx: ReadContext, pool: Executor | N
 
 def corroborate_item(pages: list[PageResult], ctx: ReadContext) -> None:
     """Sheets that came together (a fax, a mail and its attachments) vouch for each other's shared
-    fields and mail domains; confidence and review flags follow."""
+    fields and mail domains (the item rules of reading.toml); confidence and review flags follow."""
     from renraku.extractors.image_reader import vocabulary
 
     words = vocabulary()
-    readings = [p.readings for p in pages]
-    changed = corroborate.vote_domains(readings, words.get("mail_domains", []))
-    changed += corroborate.across_pages(readings) + corroborate.emails(
-        readings, words.get("email_role_suffixes", []), words.get("mail_domains", []))
-    # after the agreements above: a value copied from one box to another vouches for nothing
-    changed += corroborate.contact_among_staff(readings, words.get("email_role_suffixes", []))
-    changed += corroborate.facility_names(readings, words.get("facility_suffixes", []))
-    lexicon = names.configured(ctx.config)
-    if lexicon is not None:
-        changed += corroborate.shared_names(readings, lexicon.knows)
-    # last: what the kana and the name dictionary decided is not outvoted by the readings' count
-    changed += corroborate.pooled_shared(readings)
-    for r in changed:
-        r.confidence = confidence(r.evidence)
+    sheets = []
+    for p in pages:
+        template = ctx.template(p.classification.form_id) if p.readings else None
+        if template is not None:
+            sheets.append(corroboration.SheetView({r.path: r for r in p.readings}, corroboration.Links.of(template),
+                                                  kinds={f.path: f.kind for f in template.fields}))
+    means = corroboration.Means(names.configured(ctx.config), role_suffixes=tuple(words.get("email_role_suffixes", [])),
+                                facility_kinds=tuple(words.get("facility_suffixes", [])),
+                                mail_domains=tuple(words.get("mail_domains", [])))
+    changed = corroboration.run(corroboration.configured(ctx.config, "item"), corroboration.ItemView(sheets), means)
     flag_for_review(changed, ctx.threshold)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from renraku import normalize
-from renraku.extractors import corroborate, names, ocr
+from renraku.config import DEFAULT_TEMPLATES_DIR
+from renraku.extractors import corroboration, kana_match, names, ocr, romaji
 from renraku.extractors.calibration import Evidence, confidence
 from renraku.extractors.fields import FieldReading
 from renraku.extractors.image_reader import TITLE, ImageReader, PreparedPage, vocabulary
+from renraku.extractors.templates import load_templates
 
 SUFFIXES = ["dr", "ns", "ji"]
 
@@ -25,7 +27,7 @@ SUFFIXES = ["dr", "ns", "ji"]
     ("馬場 誠", "ばば まこと"), ("伊達 学", "だて まなぶ"),  # voiced from the first sound, by nature
 ])
 def test_a_name_reads_as_its_kana(written: str, kana: str) -> None:
-    assert corroborate.reads_as(written, kana) is True
+    assert kana_match.reads_as(written, kana) is True
 
 
 @pytest.mark.parametrize(("misread", "kana"), [
@@ -36,12 +38,12 @@ def test_a_name_reads_as_its_kana(written: str, kana: str) -> None:
     ("高橋 翔太", "だかはし しょうだ"),  # nor when the dictionary lists 高 as だか too (名高い)
 ])
 def test_an_ocr_slip_breaks_the_match(misread: str, kana: str) -> None:
-    assert corroborate.reads_as(misread, kana) is False
+    assert kana_match.reads_as(misread, kana) is False
 
 
 def test_latin_letters_cannot_be_told() -> None:
-    assert corroborate.reads_as("ABCクリニック", "えーびーしーくりにっく") is None
-    assert corroborate.reads_as("", "おの") is None
+    assert kana_match.reads_as("ABCクリニック", "えーびーしーくりにっく") is None
+    assert kana_match.reads_as("", "おの") is None
 
 
 @pytest.mark.parametrize(("email", "kana"), [
@@ -53,13 +55,46 @@ def test_latin_letters_cannot_be_told() -> None:
     ("shoji.ohno@example.jp", "おおの しょうじ"),  # long vowels written or not
 ])
 def test_an_address_made_of_the_name_fits(email: str, kana: str) -> None:
-    assert corroborate.email_fits_name(email, kana, SUFFIXES) is True
+    assert romaji.email_fits_name(email, kana, SUFFIXES) is True
 
 
 def test_an_address_with_a_slip_or_of_someone_else_does_not_fit() -> None:
-    assert corroborate.email_fits_name("tsubasa_ola82@gmail.com", "おおた つばさ", SUFFIXES) is False
-    assert corroborate.email_fits_name("renraku@wakaba-cl.co.jp", "こまつ みさき", SUFFIXES) is False
-    assert corroborate.email_fits_name("no-at-sign", "おおた つばさ", SUFFIXES) is None
+    assert romaji.email_fits_name("tsubasa_ola82@gmail.com", "おおた つばさ", SUFFIXES) is False
+    assert romaji.email_fits_name("renraku@wakaba-cl.co.jp", "こまつ みさき", SUFFIXES) is False
+    assert romaji.email_fits_name("no-at-sign", "おおた つばさ", SUFFIXES) is None
+
+
+def _sheet(page: list[FieldReading]) -> corroboration.SheetView:
+    """A sheet of the form whose template holds every path of `page` (links from its hints)."""
+    paths = {r.path for r in page}
+    template = next((t for t in load_templates(DEFAULT_TEMPLATES_DIR) if paths <= {f.path for f in t.fields}), None)
+    links = corroboration.Links.of(template) if template is not None else corroboration.Links()
+    kinds = {f.path: f.kind for f in template.fields} if template is not None else {}
+    return corroboration.SheetView({r.path: r for r in page}, links, kinds=kinds)
+
+
+def _item(rules: list[str], pages: list[list[FieldReading]], known_domains=(), suffixes=(), kinds=(),
+          lexicon=None) -> list[FieldReading]:
+    """Run item rules (reading.toml's names) over the sheets of one item, as the pipeline does."""
+    means = corroboration.Means(lexicon, role_suffixes=tuple(suffixes), facility_kinds=tuple(kinds),
+                                mail_domains=tuple(known_domains))
+    view = corroboration.ItemView([_sheet(page) for page in pages])
+    return corroboration.run(_rules("item", *rules), view, means)
+
+
+def _within(page: list[FieldReading]) -> list[FieldReading]:
+    return corroboration.run(_rules("sheet", "name_matches_kana"), _sheet(page), corroboration.Means())
+
+
+def _rules(scope: str, *names: str) -> list[corroboration.Rule]:
+    return corroboration.configured({"corroboration": {scope: [{"rule": n} for n in names]}}, scope)
+
+
+class _Known:
+    """A name dictionary that knows only the names given (for the representative rule)."""
+
+    def __init__(self, knows) -> None:
+        self.knows = knows
 
 
 def _reading(path: str, kind: str, value: str) -> FieldReading:
@@ -80,8 +115,8 @@ def test_a_page_corroborates_and_contradicts_pairs() -> None:
     page = [_reading("staff[1].name", "name", "小野 修"), _reading("staff[1].name_kana", "kana", "おの おさむ"),
             _reading("staff[1].email", "email", "o.ono@example.jp"),
             _reading("staff[2].name", "name", "バ野修"), _reading("staff[2].name_kana", "kana", "おの おさむ")]
-    corroborate.within_page(page)
-    corroborate.emails([page], SUFFIXES, known_domains=["example.jp"])
+    _within(page)
+    _item(['address_fits_owner'], [page], suffixes=SUFFIXES, known_domains=["example.jp"])
     ev = {r.path: r.evidence for r in page}
     assert ev["staff[1].name"].sounds_right and ev["staff[1].name_kana"].sounds_right
     assert ev["staff[1].email"].sounds_right
@@ -96,14 +131,14 @@ def test_the_name_does_not_vouch_for_the_domain_of_an_address() -> None:
                 _reading("staff[2].name_kana", "kana", "おの まなぶ"), _reading("staff[2].email", "email", second)]
 
     lone = page("o.ono@example.jpmy", "m.ono@sakura.example.jp")
-    assert corroborate.emails([lone], SUFFIXES) == []
+    assert _item(['address_fits_owner'], [lone], suffixes=SUFFIXES) == []
     assert not lone[1].evidence.sounds_right and not lone[3].evidence.sounds_right
     shared = page("o.ono@sakura.example.jp", "m.ono@sakura.example.jp")
-    corroborate.emails([shared], SUFFIXES)
+    _item(['address_fits_owner'], [shared], suffixes=SUFFIXES)
     assert shared[1].evidence.sounds_right and shared[3].evidence.sounds_right
     application = [_reading("contact_email", "email", "info@sakura.example.jp")]
     other_sheet = page("o.ono@sakura.example.jp", "")
-    assert corroborate.emails([application, other_sheet], SUFFIXES) == [other_sheet[1]]
+    assert _item(['address_fits_owner'], [application, other_sheet], suffixes=SUFFIXES) == [other_sheet[1]]
     assert other_sheet[1].evidence.sounds_right
 
 
@@ -111,7 +146,7 @@ def test_sheets_of_one_item_vouch_for_their_shared_fields() -> None:
     name = "さくら在宅クリニック"
     application = [_reading("facility_name", "text", name), _reading("address", "text", "栃木県真岡市荒町1-2")]
     pledge = [_reading("facility_name", "text", name), _reading("address", "text", "栃木県真岡市荒町1-3")]
-    changed = corroborate.across_pages([application, pledge])
+    changed = _item(['shared_fields_agree'], [application, pledge])
     assert {r.path for r in changed} == {"facility_name"}
     assert application[0].evidence.corroborated and pledge[0].evidence.corroborated
     assert not application[1].evidence.corroborated
@@ -124,7 +159,7 @@ def test_the_contact_person_among_the_staff_vouches_for_both_readings() -> None:
              _reading("staff[1].email", "email", "kimura@mail.example.jp"),
              _reading("staff[2].name", "name", "加藤由美"),
              _reading("staff[2].email", "email", "kato.yumi@motegi.example.jp")]
-    changed = corroborate.across_pages([application, staff])
+    changed = _item(['shared_fields_agree'], [application, staff])
     assert {r.path for r in changed} == {"contact_name", "contact_email", "staff[2].name", "staff[2].email"}
     assert all(r.evidence.corroborated for r in changed) and not staff[0].evidence.corroborated
 
@@ -132,7 +167,7 @@ def test_the_contact_person_among_the_staff_vouches_for_both_readings() -> None:
 def test_the_contact_and_their_staff_row_read_differently_take_the_one_that_fits_the_kana() -> None:
     application, staff = _contact_and_row(("阿部計", "makoto.abe@sakura-12.example.jp"),
                                           ("阿部 誠", "あべ まこと", "makoto.abe@sakura-12.example.jp"))
-    changed = corroborate.contact_among_staff([application, staff])
+    changed = _item(['contact_among_staff'], [application, staff])
     assert changed == [application[0]] and application[0].value == "阿部 誠"
     assert application[0].note and application[0].evidence.repairs == 1  # shown to a person
 
@@ -140,7 +175,7 @@ def test_the_contact_and_their_staff_row_read_differently_take_the_one_that_fits
     application, staff = _contact_and_row(
         ("高橋 沙織", "saort.takahasht@higashimachi-30.example.jp"),
         ("高橋 沙織", "たかはし さおり", "saori.takahashi@higashimacht-30.example.jp"))
-    corroborate.contact_among_staff([application, staff])
+    _item(['contact_among_staff'], [application, staff])
     assert application[1].value == "saori.takahashi@higashimachi-30.example.jp" and application[1].note
     assert staff[2].value == "saori.takahashi@higashimacht-30.example.jp" and not staff[2].note
 
@@ -148,17 +183,17 @@ def test_the_contact_and_their_staff_row_read_differently_take_the_one_that_fits
 def test_a_contact_who_is_not_of_the_staff_is_left_alone() -> None:
     application, staff = _contact_and_row(("佐藤 誠", "m.sato@sakura-12.example.jp"),
                                           ("加藤 誠", "かとう まこと", "m.kato@sakura-12.example.jp"))
-    assert corroborate.contact_among_staff([application, staff]) == []
+    assert _item(['contact_among_staff'], [application, staff]) == []
     assert application[0].value == "佐藤 誠" and not application[0].note
 
 
 def test_an_application_and_its_pledge_signed_the_same_day_vouch_for_both_dates() -> None:
     application = [_reading("application_date", "date", "2025-07-29")]
     pledge = [_reading("pledge_date", "date", "2025-07-29")]
-    assert corroborate.across_pages([application, pledge]) == [application[0], pledge[0]]
+    assert _item(['shared_fields_agree'], [application, pledge]) == [application[0], pledge[0]]
     assert application[0].evidence.corroborated and pledge[0].evidence.corroborated
     later = [_reading("pledge_date", "date", "2025-08-01")]
-    assert corroborate.across_pages([[_reading("application_date", "date", "2025-07-29")], later]) == []
+    assert _item(['shared_fields_agree'], [[_reading("application_date", "date", "2025-07-29")], later]) == []
 
 
 def _ocr(text: str, conf: float = 90.0) -> ocr.Reading:
@@ -171,30 +206,31 @@ def _addresses(*values: str) -> list[FieldReading]:
 
 def test_a_mail_domain_slip_is_mended_by_the_majority_of_the_item() -> None:
     page = _addresses("a.abe@honcho-78.example.jp", "b.ito@honcho-78.example.jp", "c.ueda@honcho-78example.jp")
-    corroborate.vote_domains([page])
+    _item(['at_restored', 'domain_vote'], [page])
     assert [r.value.partition("@")[2] for r in page] == ["honcho-78.example.jp"] * 3
     assert page[2].evidence.repairs == 1
     tie = _addresses("a.abe@honcho-78.example.jp", "b.ito@honcho-78.example.jp",
                      "c.ueda@honcha-78.example.jp", "d.oda@honcha-78.example.jp")
-    corroborate.vote_domains([tie])
+    _item(['at_restored', 'domain_vote'], [tie])
     assert [r.value.partition("@")[2] for r in tie] == ["honcho-78.example.jp"] * 2 + ["honcha-78.example.jp"] * 2
     assert all(r.evidence.repairs == 0 for r in tie)  # two against two: each stays as read
     # ... unless only one of the two is made of syllables, as a facility's name is (test1, APP-007)
     tie = _addresses("saori.takahashi@higashimacht-30.example.jp", "saori.abe@higashimachi-30.example.jp",
                      "saori.yoshida@higashimacht-30.example.jp", "kaori.ito@higashimachi-30.example.jp")
-    corroborate.vote_domains([tie])
+    _item(['at_restored', 'domain_vote'], [tie])
     assert {r.value.partition("@")[2] for r in tie} == {"higashimachi-30.example.jp"}
 
 
 def test_one_address_against_one_takes_the_domain_made_of_syllables_a_single_slip_away() -> None:
     page = _addresses("kaori.kimishima@himawari-69.example.jp", "shota.otsuka@himawarj-69.example.jp",
                       "nana.matsumoto@mobile.example.ne.jp")
-    assert corroborate.vote_domains([page]) == [page[1]]
+    assert _item(['at_restored', 'domain_vote'], [page]) == [page[1]]
     assert page[1].value == "shota.otsuka@himawari-69.example.jp" and page[1].note  # shown to a person
     assert page[0].value == "kaori.kimishima@himawari-69.example.jp" and not page[0].note
     two_slips = _addresses("a.abe@himawari-69.example.jp", "b.ito@hjmawarj-69.example.jp")
     both_syllables = _addresses("a.abe@aoba-95.example.jp", "b.ito@aopo-95.example.jp")
-    assert corroborate.vote_domains([two_slips]) == [] and corroborate.vote_domains([both_syllables]) == []
+    assert _item(['at_restored', 'domain_vote'], [two_slips]) == []
+    assert _item(['at_restored', 'domain_vote'], [both_syllables]) == []
 
 
 def test_the_domain_vote_is_taken_again_until_it_settles() -> None:
@@ -203,7 +239,7 @@ def test_the_domain_vote_is_taken_again_until_it_settles() -> None:
     page = _addresses("saort.takahasht@higashtmachi-30.example.jp", "saori.takahashi@higashimacht-30.exampte.jp",
                       "saori.abe@htgashimachi-30.example.jp", "hanako.watanabe@higashtmach1-30.example.jp",
                       "yumi.ikeda@mobile.example.ne.jp", "saori.yoshida@higashimacht-30.example.jp")
-    changed = corroborate.vote_domains([page], ["mobile.example.ne.jp"])
+    changed = _item(['at_restored', 'domain_vote'], [page], known_domains=["mobile.example.ne.jp"])
     assert {r.value.partition("@")[2] for r in page[:4] + page[5:]} == {"higashimachi-30.example.jp"}
     assert len(changed) == 5 and all(r.evidence.repairs == 1 for r in changed)  # one repair each
 
@@ -211,7 +247,7 @@ def test_the_domain_vote_is_taken_again_until_it_settles() -> None:
 def test_an_at_sign_read_as_a_letter_is_put_back_before_a_domain_the_item_gives() -> None:
     page = _addresses("naomi.hashimoto@keyaki-27.example.jp", "tomomi.watanabeekeyaki-27.example.jp",
                       "yumi.matsumotoekeyaki-27.example.jp", "ken.itoagmail.com")
-    changed = corroborate.vote_domains([page], ["gmail.com"])
+    changed = _item(['at_restored', 'domain_vote'], [page], known_domains=["gmail.com"])
     assert [r.value for r in page[1:3]] == ["tomomi.watanabe@keyaki-27.example.jp",
                                             "yumi.matsumoto@keyaki-27.example.jp"]
     assert changed == page[1:3] and all(r.note and r.evidence.repairs == 1 for r in changed)
@@ -226,18 +262,20 @@ def test_a_domain_garbled_differently_in_each_address_is_voted_character_by_char
          "saori.yoshida@higashimacht-30.example.jp", "junko.sato@higashimachi-30.example.jp",
          "taro.kato@gmail.com", "jiro.kato@ymail.com", "ken.ito@ymail.com"], 1)]
     before = [r.evidence.repairs for r in staff]
-    changed = corroborate.vote_domains([contact, staff], ["gmail.com", "ymail.com"])
+    changed = _item(['at_restored', 'domain_vote'], [contact, staff], known_domains=["gmail.com", "ymail.com"])
     assert {str(r.value).partition("@")[2] for r in contact + staff[:4]} == {"higashimachi-30.example.jp"}
     assert changed == contact + staff[:3] and staff[0].evidence.repairs == before[0] + 1
     assert staff[3].evidence.repairs == before[3]  # read right: left alone
     assert [r.value for r in staff[4:]] == ["taro.kato@gmail.com", "jiro.kato@ymail.com", "ken.ito@ymail.com"]
-    assert corroborate.vote_domains([[_reading("email", "email", "a@aoba-64.example.jp")],
+    assert _item(['at_restored', 'domain_vote'], [[_reading("email", "email", "a@aoba-64.example.jp")],
                                      [_reading("email", "email", "b@uoba-64.example.jp")]]) == []  # one other
 
 
 def test_readings_of_a_name_that_agree_with_its_kana_win_over_the_majority(read_ctx) -> None:
+    """Without the name dictionary (which would otherwise have chosen 小野 修 over the count, and so
+    sent it to a person): the reading that agrees with the kana box is taken, vouched for by it."""
     template = read_ctx.template("staff_registration")
-    reader = ImageReader(template, read_ctx.config, vocabulary())
+    reader = ImageReader(template, {**read_ctx.config, "names": {"lexicon": ""}}, vocabulary())
     pair = ("staff[1].name", "staff[1].name_kana", "staff[1].email")
     prepared = PreparedPage("staff_registration", "fax_standard", b"")
     for spec in template.fields:
@@ -252,7 +290,8 @@ def test_readings_of_a_name_that_agree_with_its_kana_win_over_the_majority(read_
     out = {f.path: f for f in reader.finish(prepared, results)}
     assert normalize.compact(str(out["staff[1].name"].value)) == "小野修"
     assert out["staff[1].name"].evidence.sounds_right
-    corroborate.emails([list(out.values())], SUFFIXES, vocabulary()["mail_domains"])  # with the item's sheets
+    # with the item's sheets
+    _item(['address_fits_owner'], [list(out.values())], suffixes=SUFFIXES, known_domains=vocabulary()['mail_domains'])
     assert out["staff[1].email"].evidence.sounds_right
 
 
@@ -262,7 +301,7 @@ def test_the_name_cannot_vouch_for_a_voicing_mark_the_kana_could_do_without() ->
     page = [_reading("staff[1].name", "name", "小野 花子"), _reading("staff[1].name_kana", "kana", "おの はなご"),
             _reading("staff[2].name", "name", "松本 学"), _reading("staff[2].name_kana", "kana", "まっもと まなぶ"),
             _reading("staff[3].name", "name", "佐藤 健一"), _reading("staff[3].name_kana", "kana", "さとう けんいち")]
-    corroborate.within_page(page)
+    _within(page)
     ev = {r.path: r.evidence for r in page}
     assert ev["staff[1].name"].sounds_right and not ev["staff[1].name_kana"].sounds_right
     assert ev["staff[2].name"].sounds_right and not ev["staff[2].name_kana"].sounds_right
@@ -279,7 +318,7 @@ def test_the_kana_cannot_vouch_for_a_glyph_that_sounds_like_another(read_ctx) ->
     lookalike.path = "staff[2].name"
     page = [plain, _reading("staff[1].name_kana", "kana", "たなか けんいち"),
             lookalike, _reading("staff[2].name_kana", "kana", "たなか たろう")]
-    corroborate.within_page(page)
+    _within(page)
     assert plain.evidence.sounds_right and not lookalike.evidence.sounds_right
     assert page[3].evidence.sounds_right  # the kana itself is vouched for by the name
 
@@ -293,7 +332,7 @@ def test_the_kana_cannot_vouch_for_a_glyph_that_sounds_like_another(read_ctx) ->
 ])
 def test_a_name_is_respelt_to_fit_its_kana_only_when_one_spelling_stands_out(read: str, kana: str,
                                                                             meant: str | None) -> None:
-    assert corroborate.respell(read, kana) == meant
+    assert kana_match.spell_as_kana(read, kana) == meant
 
 
 def test_a_respelt_name_is_shown_to_a_person(read_ctx) -> None:
@@ -323,7 +362,7 @@ def test_a_respelt_name_is_shown_to_a_person(read_ctx) -> None:
 ])
 def test_an_address_is_respelt_to_its_owners_name_only_within_a_slip_or_two(read: str, kana: str,
                                                                            meant: str | None) -> None:
-    assert corroborate.respell_email(read, kana, SUFFIXES) == meant
+    assert romaji.address_spelt_as_name(read, kana, SUFFIXES) == meant
 
 
 def _email_row(reader: ImageReader, template, name: str, kana: str, email: str) -> dict:
@@ -380,10 +419,11 @@ def test_facility_names_of_a_set_are_respelt_to_the_applications_kana() -> None:
                    _reading("facility_name_kana", "kana", "わかばほうもんかんごすてーしょん")]
     staff = [_reading("facility_name", "text", "若病訪問看護ステーション")]
     pledge = [_reading("facility_name", "text", "若葉訪問看護ステーション")]
-    changed = corroborate.facility_names([application, staff, pledge], kinds)
+    changed = _item(['facility_names_read_as_kana'], [application, staff, pledge], kinds=kinds)
     assert changed == [application[0], staff[0]] and all(r.note and r.evidence.repairs == 1 for r in changed)
     assert {r[0].value for r in (application, staff, pledge)} == {"若葉訪問看護ステーション"}
-    assert corroborate.respell_facility("あおば顔市部局", "あおばちょうざいやっきょく", kinds) is None  # no known kind
+    spelt = kana_match.facility_spelt_as_kana
+    assert spelt("あおば顔市部局", "あおばちょうざいやっきょく", kinds) is None  # no known kind
 
 
 def test_a_representative_read_differently_on_two_sheets_takes_the_reading_that_is_a_known_name(read_ctx) -> None:
@@ -392,19 +432,20 @@ def test_a_representative_read_differently_on_two_sheets_takes_the_reading_that_
     known = names.load(read_ctx.config["names"]["lexicon"]).knows
     application = [_reading("representative_name", "name", "六辺合一")]
     pledge = [_reading("representative_name", "name", "渡辺健一")]
-    assert corroborate.shared_names([application, pledge], known) == application[0:1]
+    assert _item(['shared_known_name'], [application, pledge], lexicon=_Known(known)) == application[0:1]
     assert application[0].value == "渡辺健一" and application[0].note and not pledge[0].note
     both = [[_reading("representative_name", "name", "寺田学")], [_reading("representative_name", "name", "吉田 学")]]
-    assert corroborate.shared_names(both, known) == []  # two names: a person decides
+    assert _item(['shared_known_name'], both, lexicon=_Known(known)) == []  # two names: a person decides
     assert both[0][0].value == "寺田学"
 
 
 def test_the_kana_of_a_facility_name_gets_the_reading_of_the_kind_its_end_looks_like() -> None:
     kinds = tuple(vocabulary()["facility_suffixes"])
-    assert corroborate.kana_ending("あおばちょうざいやうぅきょく", kinds, 0.6) == "あおばちょうざいやっきょく"
-    assert corroborate.kana_ending("ワカバホウモンカンゴステーシヨン", kinds, 0.6) == "ワカバホウモンカンゴステーション"
-    assert corroborate.kana_ending("さくらしかしんりょうしょ", kinds, 0.6) is None  # reads as 歯科診療所 already
-    assert corroborate.kana_ending("ひまわりやっきょく", kinds, 0.6) is None  # 薬局: too short a kind to guess
+    ending = kana_match.kana_with_kind_reading
+    assert ending("あおばちょうざいやうぅきょく", kinds, 0.6) == "あおばちょうざいやっきょく"
+    assert ending("ワカバホウモンカンゴステーシヨン", kinds, 0.6) == "ワカバホウモンカンゴステーション"
+    assert ending("さくらしかしんりょうしょ", kinds, 0.6) is None  # reads as 歯科診療所 already
+    assert ending("ひまわりやっきょく", kinds, 0.6) is None  # 薬局: too short a kind to guess
 
 
 def test_a_reading_with_a_note_neither_vouches_nor_is_vouched_for() -> None:
@@ -413,10 +454,10 @@ def test_a_reading_with_a_note_neither_vouches_nor_is_vouched_for() -> None:
     name = _reading("facility_name", "text", "ああばデイサービスセンター")
     kana = _reading("facility_name_kana", "kana", "ああばでいさーびすせんたー")
     kana.note = "施設の種類の読みに似ているため補正しました（要確認）"
-    corroborate.within_page([name, kana])
+    _within([name, kana])
     assert not name.evidence.sounds_right and not kana.evidence.sounds_right
     kana.note = ""
-    corroborate.within_page([name, kana])
+    _within([name, kana])
     assert name.evidence.sounds_right
 
 
@@ -436,7 +477,7 @@ def test_a_facility_name_that_is_no_facility_name_takes_the_one_that_reads_as_th
                    _reading("facility_name_kana", "kana", "わかばきょたくかいごしえんじぎょうしょ")]
     pledge = [_reading("facility_name", "text", "W太人な語 も必昌補選")]
     other = [_reading("facility_name", "text", "ひまわり薬局")]  # another facility of the same fax
-    assert corroborate.facility_names([application, pledge, other], kinds) == pledge
+    assert _item(['facility_names_read_as_kana'], [application, pledge, other], kinds=kinds) == pledge
     assert pledge[0].value == "若葉居宅介護支援事業所" and pledge[0].note
     assert other[0].value == "ひまわり薬局" and not other[0].note
 
@@ -470,40 +511,40 @@ def test_a_kana_neither_its_name_nor_its_address_vouches_for_is_put_as_the_addre
 def test_a_kana_is_put_as_the_address_spells_it_only_when_one_reading_clearly_looks_nearest(
         read_ctx, kana: str, email: str, meant: str | None) -> None:
     lexicon = names.configured(read_ctx.config)
-    assert corroborate.kana_from_email(kana, email, lexicon.surname_kana, lexicon.given_kana, SUFFIXES) == meant
+    assert romaji.kana_spelt_by_address(kana, email, lexicon.surname_kana, lexicon.given_kana, SUFFIXES) == meant
 
 
 def test_the_contact_and_their_staff_row_with_domains_a_slip_apart_are_one_address() -> None:
     application, staff = _contact_and_row(("加殴修 征", "yuto.kato@mobile-example-.ne.jp"),
                                           ("加藤 悠斗", "かとう ゆうと", "yuto.kato@mobile.example.ne.jp"))
-    changed = corroborate.contact_among_staff([application, staff])
+    changed = _item(['contact_among_staff'], [application, staff])
     assert {r.path for r in changed} == {"contact_name", "contact_email"}
     assert application[0].value == "加藤 悠斗" and application[1].value == "yuto.kato@mobile.example.ne.jp"
     assert application[1].note and application[1].evidence.repairs == 1
     # only the domain goes across: a local part neither of which fits the kana stays as read
     application, staff = _contact_and_row(("加藤 悠斗", "yuto.katu@mobile-example-.ne.jp"),
                                           ("加藤 悠斗", "かとう ゆうと", "yuto.kat0@mobile.example.ne.jp"))
-    corroborate.contact_among_staff([application, staff])
+    _item(['contact_among_staff'], [application, staff])
     assert application[1].value == "yuto.katu@mobile.example.ne.jp"
     # both domains well formed, neither given by another address: no telling which is right
     application, staff = _contact_and_row(("森 翔太", "shota.mori@example-mall.jp"),
                                           ("森 翔太", "もり しょうた", "shota.mori@examplemail.jp"))
-    assert corroborate.contact_among_staff([application, staff]) == []
+    assert _item(['contact_among_staff'], [application, staff]) == []
     # … unless another address of the item gives one of them
     staff.append(_reading("staff[2].email", "email", "ryo.mori@examplemail.jp"))
-    assert corroborate.contact_among_staff([application, staff]) == [application[1]]
+    assert _item(['contact_among_staff'], [application, staff]) == [application[1]]
     assert application[1].value == "shota.mori@examplemail.jp"
 
 
 def test_the_contact_and_their_staff_row_with_local_parts_a_slip_apart_are_one_address() -> None:
     application, staff = _contact_and_row(("阿部 直美", "kaorl.abe@mobile.example.ne.jp"),
                                           ("阿部直義", "あべ かおり", "kaori.abe@mobtle.example.ne.jp"))
-    changed = corroborate.contact_among_staff([application, staff])
+    changed = _item(['contact_among_staff'], [application, staff])
     assert application[1].value == "kaori.abe@mobile.example.ne.jp" and application[1].note  # keeps its domain
     assert staff[2].value == "kaori.abe@mobtle.example.ne.jp"  # two well-formed domains: no telling
     assert changed == [application[1]]  # neither name reads かおり: both stay
     application[0].value = "阿部 香織"
-    assert corroborate.contact_among_staff([application, staff]) == [staff[0]]
+    assert _item(['contact_among_staff'], [application, staff]) == [staff[0]]
     assert staff[0].value == "阿部 香織" and staff[0].note
 
 
@@ -534,29 +575,29 @@ def _read_as(path: str, kind: str, value: str, *alternatives: tuple[str, int]) -
 def test_a_field_two_sheets_repeat_takes_the_value_most_readings_of_both_boxes_give() -> None:
     application = [_read_as("facility_name", "text", "中中病院", ("中中病院", 3), ("中央病院", 2))]
     pledge = [_read_as("facility_name", "text", "中央病院", ("中央病院", 4), ("中史病院", 1))]
-    assert corroborate.pooled_shared([application, pledge]) == [application[0]]
+    assert _item(['pooled_shared'], [application, pledge]) == [application[0]]
     assert application[0].value == "中央病院" and application[0].note and application[0].evidence.repairs == 1
     assert not pledge[0].note
     # spelt as the box that chose it has it, not as another reading of it is spaced
     spaced = [[_read_as("address", "text", "若草1-5", ("若草 1-5", 3))],
               [_read_as("address", "text", "者草1-5", ("者草1-5", 2), ("若草 1-5", 1))]]
-    corroborate.pooled_shared(spaced)
+    _item(['pooled_shared'], spaced)
     assert spaced[1][0].value == "若草1-5"
     # the signing dates of an application and its pledge likewise
     dates = [[_read_as("application_date", "date", "2025-07-09", ("2025-07-09", 2), ("2025-09-09", 3))],
              [_read_as("pledge_date", "date", "2025-09-09", ("2025-09-09", 5))]]
-    assert corroborate.pooled_shared(dates) == [dates[0][0]] and dates[0][0].value == "2025-09-09"
+    assert _item(['pooled_shared'], dates) == [dates[0][0]] and dates[0][0].value == "2025-09-09"
 
 
 def test_pooled_readings_decide_nothing_when_they_tie_or_one_box_never_gave_the_winner() -> None:
     tie = [[_read_as("address", "text", "本町1-2", ("本町1-2", 3))],
            [_read_as("address", "text", "本町1-3", ("本町1-3", 3))]]
-    assert corroborate.pooled_shared(tie) == []
+    assert _item(['pooled_shared'], tie) == []
     unseen = [[_read_as("address", "text", "本町1-2", ("本町1-2", 1))],
               [_read_as("address", "text", "本町1-3", ("本町1-3", 5))]]
-    assert corroborate.pooled_shared(unseen) == [] and unseen[0][0].value == "本町1-2"
+    assert _item(['pooled_shared'], unseen) == [] and unseen[0][0].value == "本町1-2"
     # two boxes of three chose 松本修: one box's many readings of 格本修 do not outvote them
     three = [[_read_as("representative_name", "name", "松本修", ("松本修", 2), ("格本修", 3))],
              [_read_as("representative_name", "name", "松本修", ("松本修", 2), ("格本修", 2))],
              [_read_as("representative_name", "name", "格本修", ("格本修", 5), ("松本修", 1))]]
-    assert corroborate.pooled_shared(three) == [] and three[0][0].value == "松本修"
+    assert _item(['pooled_shared'], three) == [] and three[0][0].value == "松本修"

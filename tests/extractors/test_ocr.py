@@ -72,7 +72,8 @@ def test_two_workers_split_only_the_setting_that_is_more_than_half_the_work() ->
 
 
 def test_a_doubtful_crop_is_read_again_until_its_readings_agree_and_no_further(templates) -> None:
-    from renraku.extractors.image_reader import PreparedPage, ocr_prepared
+    from renraku.extractors.escalation import ocr_prepared
+    from renraku.extractors.image_reader import PreparedPage
 
     reader = ImageReader(next(t for t in templates if t.form_id == "staff_registration"),
                          reading_config(Settings().reading_config), vocabulary())

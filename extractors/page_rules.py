@@ -1,0 +1,327 @@
+"""Corroboration within one sheet: a name and its kana, an e-mail address and its owner's name.
+
+Each rule looks at every person's boxes of the sheet (`Links.persons`) as they stand after the
+rules before it (reading.toml gives the order). Taking another reading of the same crop that agrees
+with the other box is the crop's own evidence (auto-acceptable); spelling a value as the other box
+or the name dictionary would have it is a repair, always shown to a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rapidfuzz.distance import Hamming
+
+from renraku import normalize
+from renraku.extractors import kana_match, romaji
+from renraku.extractors.corroboration import Change, Doubt, Findings, Means, Rule, SheetView, Verdict, rule
+from renraku.extractors.fields import FieldReading
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person's boxes on a sheet as they stand: the kana, and where present the name and address."""
+
+    kana: FieldReading
+    name: FieldReading | None
+    email: FieldReading | None
+    name_is_person: bool  # the written box is a person's name (not a facility's)
+
+
+def people(view: SheetView) -> Iterator[Person]:
+    """Every kana box with a value and its partners (OCR text readings only)."""
+    for boxes in view.links.persons:
+        kana = view.text(boxes.kana)
+        if kana is not None:
+            yield Person(kana, view.text(boxes.written), view.text(boxes.email),
+                         boxes.written is not None and view.kinds.get(boxes.written) == "name")
+
+
+def _reads(name: FieldReading | None, kana: FieldReading) -> bool | None:
+    return kana_match.reads_as(str(name.value), str(kana.value)) if name is not None else None
+
+
+def _fits(email: FieldReading, kana: FieldReading, means: Means) -> bool | None:
+    return romaji.email_fits_name(str(email.value), str(kana.value), means.role_suffixes)
+
+
+def parted(name: str, kana: str, means: Means) -> tuple[str, str] | None:
+    """The name and the kana, each with a space where the name dictionary parts them (`NameLexicon.cut`:
+    いのうえかおり beside 井上香織 → 井上 香織 / いのうえ かおり)."""
+    cut = means.lexicon.cut(name, kana) if means.lexicon is not None else None
+    if cut is None:
+        return None
+    (i, j), name, kana = cut, normalize.compact(name), normalize.compact(kana)
+    return f"{name[:i]} {name[i:]}", f"{kana[:j]} {kana[j:]}"
+
+
+def name_spelt_as_kana(name: str, kana: str, means: Means) -> str | None:
+    """`kana_match.spell_as_kana`; a name and kana both written without a space are parted where the
+    name dictionary says one side is read as its kana (清田花子 / いけだはなこ: 清田 / いけだ)."""
+    spelt = kana_match.spell_as_kana(name, kana, means.match)
+    if spelt is not None or " " in name.strip() or " " in kana.strip():
+        return spelt
+    cut = parted(name, kana, means)
+    return kana_match.spell_as_kana(*cut, means.match) if cut else None
+
+
+class _Reread(Rule):
+    """Take another reading of a box's own crop, one that agrees with its partner box (each box was
+    read several ways where the two disagreed): the crop's own evidence, so auto-acceptable."""
+
+    scope = "sheet"
+    auto_acceptable = True
+
+    def wanted(self, p: Person, means: Means) -> tuple[FieldReading, Callable[[str], bool]] | None:
+        """The box to read again and what a reading of it must satisfy; None when nothing is wanted."""
+        raise NotImplementedError
+
+    def find(self, view: SheetView, means: Means) -> Findings:
+        out = Findings()
+        for p in people(view) if view.reread is not None else ():
+            wanted = self.wanted(p, means)
+            better = view.reread(wanted[0].path, wanted[1]) if wanted and view.reread else None
+            if wanted is not None and better is not None:
+                out.changes.append(Change(wanted[0], reading=better))
+        return out
+
+
+class _NameOrKanaReread(_Reread):
+    box: ClassVar[str]  # "name": read the name again for the kana; "kana": the kana for the name
+
+    def wanted(self, p: Person, means: Means) -> tuple[FieldReading, Callable[[str], bool]] | None:
+        if p.name is None or _reads(p.name, p.kana) is not False:
+            return None
+        name, kana = str(p.name.value), str(p.kana.value)
+        if self.box == "name":
+            return p.name, lambda v: kana_match.reads_as(v, kana) is True
+        return p.kana, lambda v: kana_match.reads_as(name, v) is True
+
+
+@rule
+class RereadNameForKana(_NameOrKanaReread):
+    name = "reread_name_for_kana"
+    box = "name"
+    evidence = "another reading of the name's own crop that reads as the kana box"
+
+
+@rule
+class RereadKanaForName(_NameOrKanaReread):
+    name = "reread_kana_for_name"
+    box = "kana"
+    evidence = "another reading of the kana's own crop that the name box reads as"
+
+
+@rule
+class KanaHeardAsName(Rule):
+    """A kana one character other than how the known name beside it is read, and itself no name's
+    reading, becomes that reading (阿部沙織 with あべ さあり → あべ さおり); so does a kana with a voicing
+    mark or small っ the name cannot vouch for (まっもと beside 松本 → まつもと)."""
+
+    name = "kana_heard_as_name"
+    scope = "sheet"
+    note = "kana_heard_as_name"
+    evidence = "the name dictionary's readings of the name box"
+
+    def find(self, view: SheetView, means: Means) -> Findings:
+        out = Findings()
+        for p in people(view):
+            if p.name is None:
+                continue
+            reads = _reads(p.name, p.kana)
+            unheard = p.name_is_person and reads is not False and kana_match.marks_unheard(
+                str(p.name.value), str(p.kana.value))
+            if reads is False or unheard:
+                heard = self.heard_as(str(p.name.value), str(p.kana.value), means)
+                if heard is not None:
+                    out.changes.append(Change(p.kana, heard))
+        return out
+
+    @staticmethod
+    def heard_as(name: str, kana: str, means: Means) -> str | None:
+        """Not a character more or less: a name box read short (吉田悠 for 吉田悠斗) is a known name
+        too, and its kana (よしだ ゆうと) the right one."""
+        lexicon = means.lexicon
+        if lexicon is None or lexicon.knows_kana(kana):
+            return None
+        read = normalize.compact(normalize.kana(kana))
+        near = {h for h in lexicon.readings(name) if len(h.replace(" ", "")) == len(read)
+                and Hamming.distance(read, h.replace(" ", "")) <= 1}
+        return near.pop() if len({h.replace(" ", "") for h in near}) == 1 else None
+
+
+@rule
+class NameSpeltAsKana(Rule):
+    """A person's name no reading of which reads as its kana is respelt to the dictionary spelling of
+    the kana that looks most like what was read, if one clearly does (閲口 奈々 / せきぐち なな → 関口 奈々)."""
+
+    name = "name_spelt_as_kana"
+    scope = "sheet"
+    note = "name_spelt_as_kana"
+    evidence = "the kana box"
+
+    def find(self, view: SheetView, means: Means) -> Findings:
+        out = Findings()
+        for p in people(view):
+            if p.name is not None and p.name_is_person and _reads(p.name, p.kana) is False:
+                spelt = name_spelt_as_kana(str(p.name.value), str(p.kana.value), means)
+                if spelt is not None:
+                    out.changes.append(Change(p.name, spelt))
+        return out
+
+
+@rule
+class RereadAddressForOwner(_Reread):
+    name = "reread_address_for_owner"
+    evidence = "another reading of the address's own crop that is made of the owner's name"
+
+    def wanted(self, p: Person, means: Means) -> tuple[FieldReading, Callable[[str], bool]] | None:
+        if p.email is None or _fits(p.email, p.kana, means) is not False:
+            return None
+        kana = str(p.kana.value)
+        return p.email, lambda v: romaji.email_fits_name(v, kana, means.role_suffixes) is True
+
+
+def vouches(name: str, kana: str, email: str, means: Means) -> bool:
+    """Whether the name written beside a kana vouches for the kana where the address differs, so that
+    the kana may spell it: 純子 reads じゅんこ and, as in 団子, じゅんご, so it cannot turn junko into jungo."""
+    return bool(kana_match.reads_as(name, kana)) and not any(
+        romaji.email_fits_name(email, k, means.role_suffixes) for k in kana_match.unheard(name, kana))
+
+
+@rule
+class AddressSpeltAsName(Rule):
+    """Each word of an address's local part one or two slips from a romanised part of the name is
+    spelt as that part (kaorl.abe / あべ かおり → kaori.abe), where the written name reads as the kana."""
+
+    name = "address_spelt_as_name"
+    scope = "sheet"
+    note = "address_spelt_as_name"
+    evidence = "the kana box, where the name box reads as it"
+
+    def find(self, view: SheetView, means: Means) -> Findings:
+        out = Findings()
+        for p in people(view):
+            if p.email is None or p.name is None or _fits(p.email, p.kana, means) is not False:
+                continue
+            name, kana, email = str(p.name.value), str(p.kana.value), str(p.email.value)
+            if _reads(p.name, p.kana) and vouches(name, kana, email, means):
+                cut = parted(name, kana, means) if " " not in kana.strip() else None
+                spelt = romaji.address_spelt_as_name(email, cut[1] if cut else kana, means.role_suffixes)
+                if spelt is not None:
+                    out.changes.append(Change(p.email, spelt))
+        return out
+
+
+def _known_kana(p: Person, means: Means) -> bool:
+    return p.name_is_person and means.lexicon is not None and means.lexicon.knows_kana(str(p.kana.value))
+
+
+@rule
+class AddressSpeltAsKnownKana(Rule):
+    """Where the name box is read as no reading of the kana but the name dictionary knows the kana as
+    a name's reading, the address is spelt by the kana (naomj.ade beside 阿部直義 / あべ なおみ → naomi.abe)."""
+
+    name = "address_spelt_as_known_kana"
+    scope = "sheet"
+    note = "address_spelt_as_known_kana"
+    evidence = "the kana box, known to the name dictionary"
+
+    def find(self, view: SheetView, means: Means) -> Findings:
+        out = Findings()
+        for p in people(view):
+            if p.email is None or _fits(p.email, p.kana, means) is not False or _reads(p.name, p.kana):
+                continue
+            if _known_kana(p, means):
+                spelt = romaji.address_spelt_as_name(str(p.email.value), str(p.kana.value), means.role_suffixes)
+                if spelt is not None:
+                    out.changes.append(Change(p.email, spelt))
+        return out
+
+
+@rule
+class KanaSpeltByAddress(Rule):
+    """A kana that neither its name nor its address vouches for is put as the address spells the name
+    (わだたなぺ だく with takuya.watanabe → わたなべ たくや); then the name respelt to it if it can be."""
+
+    name = "kana_spelt_by_address"
+    scope = "sheet"
+    note = "kana_spelt_by_address"
+    evidence = "the address box and the name dictionary's readings"
+
+    def find(self, view: SheetView, means: Means) -> Findings:
+        out = Findings()
+        lexicon = means.lexicon
+        for p in people(view):
+            if (lexicon is None or p.email is None or _fits(p.email, p.kana, means) is not False
+                    or _reads(p.name, p.kana)):
+                continue
+            heard = romaji.kana_spelt_by_address(str(p.kana.value), str(p.email.value), lexicon.surname_kana,
+                                                 lexicon.given_kana, means.role_suffixes, means.match)
+            if heard is None:
+                continue
+            out.changes.append(Change(p.kana, heard))
+            if p.name is not None and p.name_is_person and kana_match.reads_as(str(p.name.value), heard) is False:
+                spelt = name_spelt_as_kana(str(p.name.value), heard, means)
+                if spelt is not None:
+                    out.changes.append(Change(p.name, spelt, note="name_spelt_as_kana"))
+        return out
+
+
+@rule
+class AddressSeparatorsAgree(Rule):
+    """The name vouches for an address's letters only: its dots, underscores, hyphens and digits
+    must be what the crop's own readings agree on. Where readings with the same letters put them
+    differently (yamashita.hanako, yamashitahanako), a person looks."""
+
+    name = "address_separators_agree"
+    scope = "sheet"
+    note = "address_separators"
+    evidence = "the address crop's own readings"
+
+    def find(self, view: SheetView, means: Means) -> Findings:
+        out = Findings()
+        for path, reading in view.readings.items():
+            if reading.kind != "email" or view.text(path) is None or reading.evidence is None:
+                continue
+            value = str(reading.value)
+            others = [v for v, _n in reading.evidence.alternatives if _letters(v) == _letters(value)]
+            if any(_skeleton(v) != _skeleton(value) for v in others):
+                out.doubts.append(Doubt(reading, self.note))
+        return out
+
+
+def _letters(email: str) -> str:
+    local, _at, domain = email.lower().partition("@")
+    return "".join(ch for ch in local if ch.isalpha()) + "@" + domain
+
+
+def _skeleton(email: str) -> str:
+    """Where the separators and digits of the local part stand (letters as one sign)."""
+    local = email.lower().partition("@")[0]
+    return "".join("a" if ch.isalpha() else ch for ch in local)
+
+
+@rule
+class NameMatchesKana(Rule):
+    """A name and its kana that agree vouch for each other (the sound only); that disagree, are doubted."""
+
+    name = "name_matches_kana"
+    scope = "sheet"
+    evidence = "the kana box and the name box, read independently"
+
+    def find(self, view: SheetView, means: Means) -> Findings:
+        out = Findings()
+        for p in people(view):
+            if p.name is None:
+                continue
+            verdict = _reads(p.name, p.kana)
+            if verdict is None:
+                continue
+            vouched = [p.name]
+            if not (verdict and kana_match.marks_unheard(str(p.name.value), str(p.kana.value))):
+                vouched.append(p.kana)
+            out.verdicts.append(Verdict(tuple(vouched), verdict, sources=(p.name, p.kana)))
+        return out

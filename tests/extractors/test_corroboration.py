@@ -1,0 +1,132 @@
+"""The corroboration mechanism: rules declared in reading.toml, links declared in templates, and the
+policies every rule is held to (a value put in goes to a person; derived values vouch for nothing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from renraku.errors import ConfigError
+from renraku.extractors import corroboration, notes, ocr
+from renraku.extractors.calibration import Evidence, confidence
+from renraku.extractors.fields import FieldReading
+from renraku.extractors.image_reader import ImageReader, vocabulary
+
+
+def _ocr(text: str, conf: float = 92.0) -> ocr.Reading:
+    return ocr.Reading(text, [ocr.Word(text, conf, (0, 0, 10, 10))])
+
+
+def _reading(path: str, kind: str, value: str, *alternatives: tuple[str, int], derived: str = "") -> FieldReading:
+    evidence = Evidence(kind=kind, mean_conf=0.9, min_conf=0.85, channel="fax_fine", alternatives=alternatives,
+                        derived=derived)
+    return FieldReading(path, kind, value, confidence(evidence), "ocr", (0, 0, 1, 1), evidence=evidence)
+
+
+def _rules(scope: str, *entries: dict) -> list[corroboration.Rule]:
+    return corroboration.configured({"corroboration": {scope: list(entries)}}, scope)
+
+
+def test_the_templates_declare_which_boxes_belong_together(read_ctx) -> None:
+    links = corroboration.Links.of(read_ctx.template("staff_registration"))
+    row = next(p for p in links.persons if p.kana == "staff[3].name_kana")
+    assert (row.written, row.email, row.person) == ("staff[3].name", "staff[3].email", True)
+    assert links.shared == {"facility_name": "facility_name"}
+    application = corroboration.Links.of(read_ctx.template("usage_application"))
+    assert application.contact == {"name": "contact_name", "email": "contact_email"}
+    assert application.shared["application_date"] == "signed_on"
+    facility = next(p for p in application.persons if p.kana == "facility_name_kana")
+    assert (facility.written, facility.email, facility.person) == ("facility_name", None, False)
+
+
+def test_reading_toml_orders_and_switches_the_rules(read_ctx) -> None:
+    names = [r.name for r in corroboration.configured(read_ctx.config, "item")]
+    assert names[0] == "at_restored" and names[-1] == "pooled_shared"  # pooled last, as configured
+    off = _rules("item", {"rule": "domain_vote", "on": False}, {"rule": "pooled_shared"})
+    assert [r.name for r in off] == ["pooled_shared"]
+    vote = _rules("item", {"rule": "domain_vote", "near_domains": 0.1})[0]
+    assert vote.settings == {"near_domains": 0.1}
+    with pytest.raises(ConfigError):
+        _rules("item", {"rule": "no_such_rule"})
+    with pytest.raises(ConfigError):
+        _rules("item", {"rule": "name_matches_kana"})  # a sheet rule asked for over an item
+
+
+def test_every_rule_says_what_it_takes_as_evidence_and_has_its_note(read_ctx) -> None:
+    for scope in ("sheet", "item"):
+        for r in corroboration.configured(read_ctx.config, scope):
+            assert r.evidence, r.name
+            if not r.auto_acceptable and r.note:
+                assert notes.text(r.note)
+
+
+def test_agreement_of_values_a_rule_or_list_put_in_is_not_counted() -> None:
+    """Three sheets that agree because one repair made them agree are not three witnesses."""
+    view = corroboration.ItemView([corroboration.SheetView({"facility_name": r}, corroboration.Links(
+        shared={"facility_name": "facility_name"})) for r in (
+            _reading("facility_name", "text", "歯科医院あおば", derived="list"),
+            _reading("facility_name", "text", "歯科医院あおば"))])
+    corroboration.run(_rules("item", {"rule": "shared_fields_agree"}), view, corroboration.Means())
+    assert not any(s.readings["facility_name"].evidence.corroborated for s in view.sheets)
+    read = [_reading("facility_name", "text", "眼科医院あおば") for _ in range(2)]
+    view = corroboration.ItemView([corroboration.SheetView({"facility_name": r}, corroboration.Links(
+        shared={"facility_name": "facility_name"})) for r in read])
+    corroboration.run(_rules("item", {"rule": "shared_fields_agree"}), view, corroboration.Means())
+    assert all(r.evidence.corroborated for r in read)
+
+
+def test_a_domain_put_in_by_the_vote_goes_to_a_person_and_vouches_for_nothing() -> None:
+    links = corroboration.Links(persons=tuple(corroboration.PersonBoxes(f"staff[{n}].name_kana", None,
+                                                                        f"staff[{n}].email") for n in (1, 2, 3)))
+    page = {f"staff[{n}].name_kana": _reading(f"staff[{n}].name_kana", "kana", kana)
+            for n, kana in ((1, "あべ あい"), (2, "いとう まこと"), (3, "うえだ ゆみ"))}
+    page |= {f"staff[{n}].email": _reading(f"staff[{n}].email", "email", e)
+             for n, e in ((1, "ai.abe@honcho-78.example.jp"), (2, "makoto.ito@honcho-78.example.jp"),
+                          (3, "yumi.ueda@honcho-78example.jp"))}
+    view = corroboration.ItemView([corroboration.SheetView(page, links)])
+    rules = _rules("item", {"rule": "domain_vote"}, {"rule": "address_fits_owner"})
+    corroboration.run(rules, view, corroboration.Means())
+    voted = page["staff[3].email"]
+    assert voted.value == "yumi.ueda@honcho-78.example.jp" and voted.note == notes.text("domain_vote")
+    assert voted.evidence.derived == "domain_vote" and not voted.evidence.sounds_right
+    assert page["staff[1].email"].evidence.sounds_right  # two addresses read with that domain
+
+
+def test_the_name_vouches_for_letters_not_for_separators_the_readings_dispute() -> None:
+    dotted = _reading("staff[1].email", "email", "yamashitahanako@example.jp",
+                      ("yamashitahanako@example.jp", 3), ("yamashita.hanako@example.jp", 2))
+    clean = _reading("staff[2].email", "email", "ota.yuichi@example.jp", ("ota.yuichi@example.jp", 5))
+    digits = _reading("staff[3].email", "email", "ken7@example.jp", ("ken7@example.jp", 3), ("ken1@example.jp", 2))
+    view = corroboration.SheetView({r.path: r for r in (dotted, clean, digits)}, corroboration.Links())
+    corroboration.run(_rules("sheet", {"rule": "address_separators_agree"}), view, corroboration.Means())
+    assert dotted.note == notes.text("address_separators") and digits.note
+    assert not clean.note
+
+
+def _text(reader: ImageReader, path: str, *texts: str) -> FieldReading:
+    return reader._text(reader.specs[path], [_ocr(t) for t in texts], True, "scan")
+
+
+def test_a_change_toward_a_list_on_an_open_field_goes_to_a_person(read_ctx) -> None:
+    reader = ImageReader(read_ctx.template("usage_application"), read_ctx.config, vocabulary())
+    slip = _text(reader, "facility_name", *["あおば訪問看護ステーツョン"] * 2, "あおば訪問看護ステー")
+    assert slip.value == "あおば訪問看護ステーション" and slip.note == notes.text("toward_list")
+    assert slip.evidence.derived == "list"
+    # a kind the list lacks, shown the same by every reading, stays as read (never 歯科医院)
+    eye = _text(reader, "facility_name", "あおば眼科クリニック", "あおば眼科クリニック")
+    assert eye.value == "あおば眼科クリニック" and not eye.evidence.derived
+    title = _text(reader, "representative_title", "院長", "院長")
+    assert title.value == "院長" and not title.note  # read as listed: nothing changed
+
+
+def test_a_closed_list_the_form_asks_for_is_mended_without_a_person(read_ctx) -> None:
+    reader = ImageReader(read_ctx.template("staff_registration"), read_ctx.config, vocabulary())
+    job = _text(reader, "staff[1].job", "看護帥", "看護帥")
+    assert job.value == "看護師" and not job.note and not job.evidence.derived
+
+
+def test_a_name_the_dictionary_chose_over_the_readings_goes_to_a_person(read_ctx) -> None:
+    reader = ImageReader(read_ctx.template("staff_registration"), read_ctx.config, vocabulary())
+    chosen = _text(reader, "staff[1].name", "バ野 修", "小野 修", "バ野 修")
+    assert chosen.value == "小野 修" and chosen.note == notes.text("name_dictionary")
+    counted = _text(reader, "staff[1].name", "小野 修", "小野 修", "バ野 修")
+    assert counted.value == "小野 修" and not counted.note
