@@ -61,3 +61,33 @@ def test_registry_import_and_export(home: Path, tmp_path: Path, capsys: pytest.C
     assert len((tmp_path / "registry.csv").read_text(encoding="utf-8").splitlines()) == 6
     assert main(["audit", "verify"]) == 0
     assert "2 entries, chain intact" in capsys.readouterr().out
+
+
+def _commands(parser, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """Every (sub)command of the parser, with its words (`registry import`)."""
+    import argparse
+
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*prefix, name))
+
+
+def test_every_command_says_what_it_does_and_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    from renraku.cli import build_parser
+
+    commands = list(_commands(build_parser()))
+    assert {" ".join(words) for words, _p in commands} >= {"process", "run", "serve", "ui", "users add", "export",
+                                                           "registry import", "audit verify", "backup", "restore"}
+    for words, _parser in commands:
+        with pytest.raises(SystemExit) as exit_:
+            main([*words, "--help"])
+        assert exit_.value.code == 0
+        text = capsys.readouterr().out
+        description = text.split("\n\n")[1].strip()  # after the usage lines
+        assert description and not description.startswith(("positional", "options")), (words, text)
+        example = text.split("example:\n", 1)[1].splitlines()[0].strip() if "example:\n" in text else ""
+        assert example.startswith(" ".join(("renraku", *words))) or f"renraku {' '.join(words)}" in example, \
+            (words, text)
+
