@@ -209,7 +209,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
 EXIT_CODES = """exit codes: 0 done; 1 failed (a document, the audit chain); 2 a setting, path or template
 (ConfigError); 3 not allowed (PermissionDenied); 4 unreadable input (InputError); 5 storage
-(StorageError); 6 decision refused (DecisionRefused); 7 bad registry rows (RegistryImportError)"""
+(StorageError); 6 decision refused (DecisionRefused); 7 bad registry rows (RegistryImportError);
+8 the inbox cannot be reached (ImapError)"""
 
 
 def _command(sub: argparse._SubParsersAction, name: str, summary: str, example: str) -> argparse.ArgumentParser:

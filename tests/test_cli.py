@@ -91,3 +91,26 @@ def test_every_command_says_what_it_does_and_shows_an_example(capsys: pytest.Cap
         assert example.startswith(" ".join(("renraku", *words))) or f"renraku {' '.join(words)}" in example, \
             (words, text)
 
+
+def test_the_exit_codes_in_the_help_and_the_readme_are_those_of_the_exception_family(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    import renraku.pipeline.imap  # noqa: F401 (defines ImapError)
+    from renraku.errors import RenrakuError
+
+    def family(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *family(sub))]
+
+    # Each class that brings an exit code of its own (TemplateError shares ConfigError's).
+    codes = {cls.__name__: cls.exit_code for cls in family(RenrakuError)
+             if cls.__module__.startswith("renraku.") and cls.exit_code != cls.__mro__[1].exit_code}
+    assert len(set(codes.values())) == len(codes), codes  # one meaning per exit code
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = dict(re.findall(r"^\| (\d) \| .*?`(\w+)`", readme, flags=re.M))
+    for name, code in codes.items():
+        assert re.search(rf"\b{code} [^;]*\({name}\)", help_text), name
+        assert table.get(str(code)) == name, (name, table)

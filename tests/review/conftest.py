@@ -83,6 +83,16 @@ def browser():
         b.close()
 
 
+def screenshot(page, path: Path, height: int | None = None) -> Path:  # type: ignore[no-untyped-def]
+    """The top of the viewport as a small PNG (256 colours) fit for docs/."""
+    from PIL import Image
+
+    size = page.viewport_size
+    page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": size["width"], "height": height or size["height"]})
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+    return path
+
+
 def keyboard_login(page, base: str, name: str) -> None:
     page.goto(f"{base}/login")
     page.wait_for_selector("input[name=name]:focus")

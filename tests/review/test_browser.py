@@ -15,7 +15,7 @@ from renraku.pipeline.run import Batch, Received
 from renraku.sinks import models as m
 from renraku.sinks.export import export
 from tests.conftest import load_jsonl
-from tests.review.conftest import DOCS, keyboard_login
+from tests.review.conftest import DOCS, keyboard_login, screenshot
 
 FAX = "files/FAX_20250508_113920_0285918598.tif"  # a handwritten set by standard-resolution fax
 
@@ -40,10 +40,10 @@ def test_a_faxed_application_is_corrected_by_keyboard_and_approved(
 
     page = browser.new_page(viewport={"width": 1600, "height": 1000}, locale="ja-JP")
     keyboard_login(page, served, "tanaka")
-    page.screenshot(path=str(tmp_path / "queue.png"))
+    screenshot(page, tmp_path / "queue.png", 480)
     page.goto(f"{served}/applications/{app_id}")
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(tmp_path / "application.png"))
+    screenshot(page, tmp_path / "application.png")
     listed = "els => els.map(e => [e.dataset.rule, e.dataset.field])"
     findings_before = page.eval_on_selector_all("#findings li[data-rule]", listed)
 
