@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, make_url, select, text
 
 from renraku.cli import main
 from renraku.config import load_settings
@@ -19,13 +20,13 @@ from renraku.samples.generator import invent_set, render_pdf
 from renraku.sinks import models as m
 from renraku.sinks.queue import Actor, correct_field
 from tests.review.conftest import PEOPLE, login
+from tests.sinks.test_db import _pg_bin, postgres_url  # noqa: F401 (a fixture)
 
 INBOX = Path(__file__).resolve().parents[2] / "samples" / "inbox"
 
 
-@pytest.fixture
-def working_home(home: Path) -> Path:
-    """An installation after a day's work: documents read, people, a correction in the audit log."""
+def _a_days_work() -> None:
+    """Documents read, people added, a correction in the audit log."""
     with open_context() as ctx:
         with Batch(ctx) as batch:
             batch.receive(Received(render_pdf(invent_set(random.Random(7))), "set.pdf", "set.pdf"))
@@ -35,6 +36,11 @@ def working_home(home: Path) -> Path:
                 add_user(s, name, password, role)
             field = s.scalars(select(m.Field).where(m.Field.path == "facility_name")).first()
             correct_field(s, field.id, field.value + " (確認済み)", Actor("tanaka", "reviewer"))
+
+
+@pytest.fixture
+def working_home(home: Path) -> Path:
+    _a_days_work()
     return home
 
 
@@ -93,3 +99,31 @@ def test_a_damaged_backup_or_an_occupied_home_is_refused(
     monkeypatch.setenv("RENRAKU_HOME", str(tmp_path / "restored"))
     assert main(["restore", str(backup_dir)]) == 5
     assert "破損" in capsys.readouterr().err
+
+
+def test_with_postgresql_pg_dump_and_pg_restore_then_restore_as_the_admin_guide_says(
+        home: Path, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        capsys: pytest.CaptureFixture[str]) -> None:
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("pg_dump is not installed (apt install postgresql)")
+    monkeypatch.setenv("RENRAKU_DB_URL", postgres_url)
+    _a_days_work()
+    backup_dir, dump = tmp_path / "backup", tmp_path / "renraku.pgdump"
+    libpq = make_url(postgres_url).set(drivername="postgresql")
+    subprocess.run([str(bindir / "pg_dump"), "-Fc", "-f", str(dump),
+                    libpq.render_as_string(hide_password=False)], check=True)
+    assert main(["backup", "--out", str(backup_dir)]) == 0
+    assert "postgresql: not included" in capsys.readouterr().out
+    before = _served_originals(home, monkeypatch)
+
+    with create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text("CREATE DATABASE restored"))
+    restored_db = libpq.set(database="restored")
+    subprocess.run([str(bindir / "pg_restore"), "--no-owner", "-d",
+                    restored_db.render_as_string(hide_password=False), str(dump)], check=True)
+    monkeypatch.setenv("RENRAKU_DB_URL", make_url(postgres_url).set(database="restored").render_as_string(False))
+    monkeypatch.setenv("RENRAKU_HOME", str(tmp_path / "restored"))
+    assert main(["restore", str(backup_dir)]) == 0
+    assert main(["audit", "verify"]) == 0
+    assert _served_originals(tmp_path / "restored", monkeypatch) == before
