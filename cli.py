@@ -184,65 +184,122 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from renraku.config import load_settings
+    from renraku.sinks.backup import backup
+
+    summary = backup(load_settings(), Path(args.out))
+    print(f"backup: {summary.directory} (database: {summary.database}; {summary.documents} documents, "
+          f"{summary.pages} page pictures)")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from renraku.config import load_settings
+    from renraku.sinks.backup import restore
+
+    summary = restore(Path(args.backup), load_settings())
+    print(f"restore: {summary.home} ({summary.documents} documents, audit log {summary.audit_entries} entries)")
+    for digest in summary.missing:
+        print(f"  missing from the document store: {digest}", file=sys.stderr)
+    if not summary.audit_ok:
+        print("  the audit log does not verify: run `renraku audit verify`", file=sys.stderr)
+    return 0 if summary.audit_ok and not summary.missing else 1
+
+
+EXIT_CODES = """exit codes: 0 done; 1 failed (a document, the audit chain); 2 a setting, path or template
+(ConfigError); 3 not allowed (PermissionDenied); 4 unreadable input (InputError); 5 storage
+(StorageError); 6 decision refused (DecisionRefused); 7 bad registry rows (RegistryImportError);
+8 the inbox cannot be reached (ImapError)"""
+
+
+def _command(sub: argparse._SubParsersAction, name: str, summary: str, example: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does in a line and shows an example."""
+    return sub.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="renraku", description="どこでも連絡帳 申請書類の受付")
+    parser = argparse.ArgumentParser(
+        prog="renraku", description="どこでも連絡帳 申請書類の受付: read registration sheets, check the rules, "
+        "queue them for review.", epilog=f"example:\n  renraku process samples/inbox --export export\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("process", help="run the pipeline on files or folders now")
+    p = _command(sub, "process", "run the pipeline on files or folders now (PDF, TIFF, JPEG, PNG, .eml; one batch)",
+                 "renraku process ~/scans/2025-05-08.tif --export /tmp/export")
     p.add_argument("paths", nargs="+")
     p.add_argument("--channel", choices=["upload", "scan", "imap"], default="upload",
                    help="how these files arrived (recorded with each document)")
     p.add_argument("--export", metavar="DIR", help="also write the export (SPEC §3) to DIR")
     p.set_defaults(func=_cmd_process)
 
-    p = sub.add_parser("run", help="pull the inbox and the scan folder (one pass with --once)")
+    p = _command(sub, "run", "pull the inbox and the scan folder (one pass with --once)",
+                 "renraku run --once --skip-if-running")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
     p.add_argument("--skip-if-running", action="store_true", help="do nothing if another pass is running")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("serve", help="the scheduled intake (Prefect) and the review desk, until stopped")
+    p = _command(sub, "serve", "the scheduled intake (Prefect) and the review desk, until stopped",
+                 "RENRAKU_INTERVAL_MINUTES=10 renraku serve")
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("ui", help="the review desk alone (web UI)")
+    p = _command(sub, "ui", "the review desk alone (web UI)", "renraku ui --host 127.0.0.1 --port 8080")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.set_defaults(func=_cmd_ui)
 
-    p = sub.add_parser("users", help="people who use the review desk")
+    p = _command(sub, "users", "people who use the review desk", "renraku users add suzuki --role supervisor")
     usub = p.add_subparsers(dest="users_command", required=True)
-    u = usub.add_parser("add", help="add a person (the first supervisor, for one)")
+    u = _command(usub, "add", "add a person (the first supervisor, for one)",
+                 "renraku users add tanaka --role reviewer")
     u.add_argument("name")
     u.add_argument("--role", choices=["reviewer", "supervisor", "auditor"], required=True)
     u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     u.set_defaults(func=_cmd_users_add)
 
-    p = sub.add_parser("export", help="write sheets.jsonl, applications.jsonl and staff.csv")
+    p = _command(sub, "export", "write sheets.jsonl, applications.jsonl and staff.csv (SPEC §3)",
+                 "renraku export --out /srv/export/2025-05-08")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("template", help="sheet templates")
+    p = _command(sub, "template", "sheet templates", "renraku template derive samples/forms/*.pdf --out /tmp/t")
     tsub = p.add_subparsers(dest="template_command", required=True)
-    d = tsub.add_parser("derive", help="derive templates from blank sheet PDFs")
+    d = _command(tsub, "derive", "derive templates from blank sheet PDFs",
+                 "renraku template derive samples/forms/*.pdf --out samples/templates")
     d.add_argument("blank", nargs="+", metavar="BLANK.pdf")
     d.add_argument("--labels", help="label mapping (default: samples/templates/labels.json)")
     d.add_argument("--out", metavar="DIR", help="write <form_id>.json files here (default: print)")
     d.set_defaults(func=_cmd_template_derive)
 
-    p = sub.add_parser("registry", help="the registry of facilities and staff")
+    p = _command(sub, "registry", "the registry of facilities and staff", "renraku registry import registry.csv")
     rsub = p.add_subparsers(dest="registry_command", required=True)
-    r = rsub.add_parser("import", help="import a registry CSV (all rows or none; safe to repeat)")
+    r = _command(rsub, "import", "import a registry CSV (all rows or none; safe to repeat)",
+                 "renraku registry import samples/registry.csv")
     r.add_argument("file", metavar="FILE.csv")
     r.add_argument("--actor", default="import", help="who imports (for the audit log)")
     r.set_defaults(func=_cmd_registry_import)
-    r = rsub.add_parser("export", help="write the registry as CSV (the import format)")
+    r = _command(rsub, "export", "write the registry as CSV (the import format)",
+                 "renraku registry export --out registry.csv")
     r.add_argument("--out", required=True, metavar="FILE.csv")
     r.set_defaults(func=_cmd_registry_export)
 
-    p = sub.add_parser("audit", help="the audit log")
+    p = _command(sub, "audit", "the audit log", "renraku audit verify")
     asub = p.add_subparsers(dest="audit_command", required=True)
-    a = asub.add_parser("verify", help="check that no audit entry was changed, removed or reordered")
+    a = _command(asub, "verify", "check that no audit entry was changed, removed or reordered",
+                 "renraku audit verify")
     a.set_defaults(func=_cmd_audit_verify)
+
+    p = _command(sub, "backup", "copy the database (SQLite) and the document store to a new folder",
+                 "renraku backup --out /var/backups/renraku/$(date +%F)")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    p.set_defaults(func=_cmd_backup)
+
+    p = _command(sub, "restore", "put a backup into an empty RENRAKU_HOME, then check documents and audit log",
+                 "RENRAKU_HOME=/srv/renraku renraku restore /var/backups/renraku/2025-05-08")
+    p.add_argument("backup", metavar="DIR", help="a folder written by `renraku backup`")
+    p.set_defaults(func=_cmd_restore)
     return parser
 
 

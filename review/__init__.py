@@ -42,6 +42,7 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
         WTF_CSRF_TIME_LIMIT=None,  # a reviewer's page stays open all morning
         MAX_CONTENT_LENGTH=2_000_000,
     )
+    app.json.ensure_ascii = False  # the audit view shows a reason as written, not as \uXXXX (tojson still escapes <>&')
     app.extensions["renraku"] = ctx
     CSRFProtect(app)
     from renraku.review import auth, views

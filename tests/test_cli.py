@@ -61,3 +61,56 @@ def test_registry_import_and_export(home: Path, tmp_path: Path, capsys: pytest.C
     assert len((tmp_path / "registry.csv").read_text(encoding="utf-8").splitlines()) == 6
     assert main(["audit", "verify"]) == 0
     assert "2 entries, chain intact" in capsys.readouterr().out
+
+
+def _commands(parser, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """Every (sub)command of the parser, with its words (`registry import`)."""
+    import argparse
+
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*prefix, name))
+
+
+def test_every_command_says_what_it_does_and_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    from renraku.cli import build_parser
+
+    commands = list(_commands(build_parser()))
+    assert {" ".join(words) for words, _p in commands} >= {"process", "run", "serve", "ui", "users add", "export",
+                                                           "registry import", "audit verify", "backup", "restore"}
+    for words, _parser in commands:
+        with pytest.raises(SystemExit) as exit_:
+            main([*words, "--help"])
+        assert exit_.value.code == 0
+        text = capsys.readouterr().out
+        description = text.split("\n\n")[1].strip()  # after the usage lines
+        assert description and not description.startswith(("positional", "options")), (words, text)
+        example = text.split("example:\n", 1)[1].splitlines()[0].strip() if "example:\n" in text else ""
+        assert example.startswith(" ".join(("renraku", *words))) or f"renraku {' '.join(words)}" in example, \
+            (words, text)
+
+
+def test_the_exit_codes_in_the_help_and_the_readme_are_those_of_the_exception_family(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    import renraku.pipeline.imap  # noqa: F401 (defines ImapError)
+    from renraku.errors import RenrakuError
+
+    def family(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *family(sub))]
+
+    # Each class that brings an exit code of its own (TemplateError shares ConfigError's).
+    codes = {cls.__name__: cls.exit_code for cls in family(RenrakuError)
+             if cls.__module__.startswith("renraku.") and cls.exit_code != cls.__mro__[1].exit_code}
+    assert len(set(codes.values())) == len(codes), codes  # one meaning per exit code
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = dict(re.findall(r"^\| (\d) \| .*?`(\w+)`", readme, flags=re.M))
+    for name, code in codes.items():
+        assert re.search(rf"\b{code} [^;]*\({name}\)", help_text), name
+        assert table.get(str(code)) == name, (name, table)

@@ -66,3 +66,38 @@ def served(app) -> str:
 
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium through Playwright (no browser downloaded)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking",
+                                                              "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+def screenshot(page, path: Path, height: int | None = None) -> Path:  # type: ignore[no-untyped-def]
+    """The top of the viewport as a small PNG (256 colours) fit for docs/."""
+    from PIL import Image
+
+    size = page.viewport_size
+    page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": size["width"], "height": height or size["height"]})
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+    return path
+
+
+def keyboard_login(page, base: str, name: str) -> None:
+    page.goto(f"{base}/login")
+    page.wait_for_selector("input[name=name]:focus")
+    page.keyboard.type(name)  # the name field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PEOPLE[name][1])
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/")
