@@ -139,9 +139,10 @@ def _serve_ui(host: str, port: int) -> None:
     from waitress import serve as waitress_serve
 
     from renraku.review import create_app
+    from renraku.review.security import WAITRESS_OPTIONS
 
     print(f"review desk on http://{host}:{port}/", file=sys.stderr)
-    waitress_serve(create_app(), host=host, port=port, threads=8)
+    waitress_serve(create_app(), host=host, port=port, threads=8, **WAITRESS_OPTIONS)
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 Server-rendered pages (Flask, Jinja2) with a little JavaScript for the keyboard. Logins use
 Flask-Login with argon2 password hashes (argon2-cffi); every form and request that changes
 something carries a CSRF token (Flask-WTF); session cookies are HttpOnly, SameSite=Lax, and Secure
-when served over TLS. Every page and image needs a login.
+when served over TLS. Every page and image needs a login. Security headers and login throttling:
+review/security.py; Japanese error pages: review/errors.py; the whole picture: docs/security.md.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     )
     app.extensions["renraku"] = ctx
     CSRFProtect(app)
-    from renraku.review import auth, views
+    from renraku.review import auth, errors, security, views
 
+    errors.install(app)  # before the blueprints: their routes use its bounded <int:…>
+    security.install_headers(app, ctx.settings)
     auth.init(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)

@@ -20,7 +20,7 @@ from renraku.errors import DecisionRefused, PermissionDenied
 from renraku.review.auth import ROLE_NAMES, role_required
 from renraku.sinks import audit
 from renraku.sinks import models as m
-from renraku.sinks.export import application_record, export, sheet_record
+from renraku.sinks.export import application_record, csv_safe, export, sheet_record, xlsx_bytes
 from renraku.sinks.queue import AUDITOR, REVIEWER, SUPERVISOR, approve, correct_field, override_finding, reject
 from renraku.validators import load_rule_config
 from renraku.validators.common import label
@@ -194,6 +194,8 @@ def approve_application(app_id: int) -> Any:
         return _answer({"status": "approved"}, 200, app_id)
     except DecisionRefused as exc:
         return _answer({"error": exc.reason}, 409, app_id)
+    except KeyError:  # no such application
+        abort(404)
 
 
 @bp.route("/applications/<int:app_id>/reject", methods=["POST"])
@@ -206,6 +208,8 @@ def reject_application(app_id: int) -> Any:
         return _answer({"status": "rejected"}, 200, app_id)
     except DecisionRefused as exc:
         return _answer({"error": exc.reason}, 409, app_id)
+    except KeyError:
+        abort(404)
 
 
 @bp.route("/findings/<int:finding_id>/override", methods=["POST"])
@@ -346,6 +350,8 @@ def batch_export(batch_id: int, fmt: str) -> Any:
     if fmt not in ("csv", "xlsx"):
         abort(404)
     with ctx().sessions.begin() as s:
+        if s.get(m.Batch, batch_id) is None:
+            abort(404)  # not an empty file and an audit entry for a batch that never was
         sheets = s.scalars(select(m.Sheet).join(m.Page).join(m.Document).where(m.Document.batch_id == batch_id)
                            .options(selectinload(m.Sheet.fields))).all()
         rows = [{"sheet_id": sh.public_id, "form_id": sh.form_id, "file": sh.page.document.file_name,
@@ -355,14 +361,13 @@ def batch_export(batch_id: int, fmt: str) -> Any:
         audit.record(s, current_user.name, "export", f"batch:{batch_id}", {"format": fmt, "rows": len(rows)})
     frame = pd.DataFrame(rows, columns=["sheet_id", "form_id", "file", "page", "sha256", "field", "value",
                                         "confidence", "needs_review", "method"])
-    buf = io.BytesIO()
     if fmt == "csv":
-        buf.write(frame.to_csv(index=False).encode("utf-8-sig"))  # with a BOM: Excel opens it right
+        body = csv_safe(frame).to_csv(index=False).encode("utf-8-sig")  # with a BOM: Excel opens it right
         mimetype = "text/csv"
     else:
-        frame.to_excel(buf, index=False)
+        body = xlsx_bytes(frame)
         mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    return Response(buf.getvalue(), mimetype=mimetype,
+    return Response(body, mimetype=mimetype,
                     headers={"Content-Disposition": f"attachment; filename=batch-{batch_id}.{fmt}"})
 
 
