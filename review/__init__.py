@@ -45,10 +45,11 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     )
     app.extensions["renraku"] = ctx
     CSRFProtect(app)
-    from renraku.review import auth, errors, security, views
+    from renraku.review import auth, desk, errors, security, views
 
     errors.install(app)  # before the blueprints: their routes use its bounded <int:…>
     security.install_headers(app, ctx.settings)
+    desk.install(app)
     auth.init(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)

@@ -86,3 +86,29 @@ def served(app) -> str:
 
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking",
+                                                              "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+def keyboard_login(page, base: str, name: str) -> None:
+    page.goto(f"{base}/login")
+    page.wait_for_selector("input[name=name]:focus")
+    page.keyboard.type(name)  # the name field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PEOPLE[name][1])
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/")
+

@@ -7,7 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from renraku.bench.labelled import same
@@ -16,33 +15,9 @@ from renraku.pipeline.run import Batch, Received
 from renraku.sinks import models as m
 from renraku.sinks.export import export
 from tests.conftest import load_jsonl
-from tests.review.conftest import DOCS, PEOPLE
+from tests.review.conftest import DOCS, keyboard_login
 
-CHROMIUM = "/usr/bin/chromium"
 FAX = "files/FAX_20250508_113920_0285918598.tif"  # a handwritten set by standard-resolution fax
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking",
-                                                              "--disable-gpu", "--disable-dev-shm-usage"])
-        yield b
-        b.close()
-
-
-def keyboard_login(page, base: str, name: str) -> None:
-    page.goto(f"{base}/login")
-    page.wait_for_selector("input[name=name]:focus")
-    page.keyboard.type(name)  # the name field has the focus
-    page.keyboard.press("Tab")
-    page.keyboard.type(PEOPLE[name][1])
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/")
 
 
 def _value_of(kind_is_mark: bool, shown: str):

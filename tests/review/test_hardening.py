@@ -159,3 +159,31 @@ def test_unknown_ids_are_404_in_japanese_and_leave_no_audit_entry(app, data, ctx
     as_json = reviewer.post(f"/applications/{data['app']}/approve", headers={
         "X-CSRFToken": token_for(reviewer), "X-Requested-With": "fetch", "Accept": "application/json"})
     assert as_json.status_code == 403 and "権限がありません" in as_json.get_json()["error"]
+
+
+def test_typed_values_are_bounded_per_field_kind_and_a_date_must_be_a_date(app, data, ctx: Context) -> None:
+    with ctx.sessions() as s:
+        fields = {f.path: f.id for f in s.get(m.Application, data["app"]).sheets[0].fields}
+    client = app.test_client()
+    login(client, "tanaka")
+    token = token_for(client)
+    headers = {"X-CSRFToken": token, "X-Requested-With": "fetch", "Accept": "application/json"}
+
+    def put(path: str, value: str):  # type: ignore[no-untyped-def]
+        return client.post(f"/fields/{fields[path]}", data={"value": value}, headers=headers)
+    long = put("address", "栃木県宇都宮市" + "あ" * 200_000)
+    assert long.status_code == 422 and "200文字まで" in long.get_json()["error"]
+    not_a_date = put("application_date", "来週の火曜日あたり")
+    assert not_a_date.status_code == 422 and "日付として読めません" in not_a_date.get_json()["error"]
+    assert put("application_date", "令和7年4月1日").get_json()["field"]["value"] == "2025-04-01"
+    with ctx.sessions() as s:
+        assert "あああ" not in s.get(m.Field, fields["address"]).value
+
+
+def test_an_interrupted_batch_says_so_on_its_page(app, ctx: Context) -> None:
+    with ctx.sessions.begin() as s:
+        s.add(m.Batch(kind="run", status="interrupted", stats={"items": 3}))
+    client = app.test_client()
+    login(client, "tanaka")
+    page = client.get("/batches/1").get_data(as_text=True)
+    assert "中断" in page and "途中で止まりました" in page and "定期取り込み" in page
