@@ -185,6 +185,30 @@ def _cmd_users_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_users_passwd(args: argparse.Namespace) -> int:
+    """A new password for a person; every session they have open ends with it."""
+    import getpass
+
+    from sqlalchemy import select
+
+    from renraku.context import open_context
+    from renraku.review.auth import set_password
+    from renraku.sinks import models as m
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("新しいパスワード: ")
+    try:
+        with open_context() as ctx, ctx.sessions.begin() as session:
+            user = session.scalar(select(m.User).where(m.User.name == args.name))
+            if user is None:
+                raise ValueError(f"{args.name} というユーザーはいません")
+            set_password(session, user, password, actor="cli")
+    except ValueError as exc:
+        print(f"renraku: {exc}", file=sys.stderr)
+        return 2
+    print(f"password of {args.name} changed; their open sessions have ended")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="renraku", description="どこでも連絡帳 申請書類の受付")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
@@ -217,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--role", choices=["reviewer", "supervisor", "auditor"], required=True)
     u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     u.set_defaults(func=_cmd_users_add)
+    u = usub.add_parser("passwd", help="set a new password (ends the person's open sessions)")
+    u.add_argument("name")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    u.set_defaults(func=_cmd_users_passwd)
 
     p = sub.add_parser("export", help="write sheets.jsonl, applications.jsonl and staff.csv")
     p.add_argument("--out", required=True, metavar="DIR")

@@ -43,6 +43,11 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
         WTF_CSRF_TIME_LIMIT=None,  # a reviewer's page stays open all morning
         MAX_CONTENT_LENGTH=2_000_000,
     )
+    if ctx.settings.ui_trusted_proxies:  # behind a TLS proxy: the client's address and scheme from it
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = ctx.settings.ui_trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.extensions["renraku"] = ctx
     CSRFProtect(app)
     from renraku.review import auth, desk, errors, security, views

@@ -187,3 +187,21 @@ def test_an_interrupted_batch_says_so_on_its_page(app, ctx: Context) -> None:
     login(client, "tanaka")
     page = client.get("/batches/1").get_data(as_text=True)
     assert "中断" in page and "途中で止まりました" in page and "定期取り込み" in page
+
+
+def test_behind_a_proxy_the_throttle_counts_the_clients_address(ctx: Context, people) -> None:
+    from renraku.review import create_app
+
+    ctx.settings.ui_trusted_proxies = 1
+    app = create_app(ctx)
+    app.config["TESTING"] = True
+    client = app.test_client()
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = "192.0.2.7"
+    for n in range(ctx.settings.ui_login_max_failures_per_address):
+        _try_login(client, f"guess{n}", "wrong-password")
+    assert "しばらくログインできません" in _try_login(client, "kansa", PEOPLE["kansa"][1]).get_data(as_text=True)
+    colleague = app.test_client()  # another desk behind the same proxy
+    colleague.environ_base["HTTP_X_FORWARDED_FOR"] = "192.0.2.8"
+    login(colleague, "kansa")
+    with ctx.sessions() as s:
+        assert {e.detail.get("address") for e in s.scalars(select(m.AuditEntry))} >= {"192.0.2.7"}
