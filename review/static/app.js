@@ -96,6 +96,19 @@
     return true;
   }
 
+  // A crop at its box's aspect, as small as fits the column but never below a readable height
+  // (CROP_MIN px, or its own size if smaller) nor above CROP_MAX: a wide box scrolls sideways.
+  const CROP_MIN = 52, CROP_MAX = 80;
+  function fit(img) {
+    if (!img.naturalWidth) return;
+    const room = img.closest(".crop-scroll").clientWidth;
+    const fits = room * img.naturalHeight / img.naturalWidth;
+    img.style.height = `${Math.max(Math.min(img.naturalHeight, CROP_MIN), Math.min(fits, img.naturalHeight, CROP_MAX))}px`;
+  }
+  document.querySelectorAll("td.crop img").forEach((img) => {
+    if (img.complete) fit(img); else img.addEventListener("load", () => fit(img));
+  });
+
   inputs.forEach((input) => {
     // The script saves; a form's own submit (an Enter the script leaves alone, as the IME's) must not.
     input.form.addEventListener("submit", (event) => event.preventDefault());
@@ -122,8 +135,8 @@
       const row = document.activeElement && document.activeElement.closest("tr");
       const img = row && row.querySelector("td.crop img");
       if (img) {
-        const on = row.classList.toggle("zoom");
-        img.style.height = on ? `${Math.min(img.naturalHeight * 2, 320)}px` : "";
+        if (row.classList.toggle("zoom")) img.style.height = `${Math.min(img.naturalHeight * 2, 320)}px`;
+        else fit(img);
       }
     }
     if (event.altKey && (event.key === "a" || event.key === "A")) {
