@@ -139,9 +139,10 @@ def _serve_ui(host: str, port: int) -> None:
     from waitress import serve as waitress_serve
 
     from renraku.review import create_app
+    from renraku.review.security import WAITRESS_OPTIONS
 
     print(f"review desk on http://{host}:{port}/", file=sys.stderr)
-    waitress_serve(create_app(), host=host, port=port, threads=8)
+    waitress_serve(create_app(), host=host, port=port, threads=8, **WAITRESS_OPTIONS)
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
@@ -219,6 +220,30 @@ def _command(sub: argparse._SubParsersAction, name: str, summary: str, example: 
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def _cmd_users_passwd(args: argparse.Namespace) -> int:
+    """A new password for a person; every session they have open ends with it."""
+    import getpass
+
+    from sqlalchemy import select
+
+    from renraku.context import open_context
+    from renraku.review.auth import set_password
+    from renraku.sinks import models as m
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("新しいパスワード: ")
+    try:
+        with open_context() as ctx, ctx.sessions.begin() as session:
+            user = session.scalar(select(m.User).where(m.User.name == args.name))
+            if user is None:
+                raise ValueError(f"{args.name} というユーザーはいません")
+            set_password(session, user, password, actor="cli")
+    except ValueError as exc:
+        print(f"renraku: {exc}", file=sys.stderr)
+        return 2
+    print(f"password of {args.name} changed; their open sessions have ended")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="renraku", description="どこでも連絡帳 申請書類の受付: read registration sheets, check the rules, "
@@ -258,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--role", choices=["reviewer", "supervisor", "auditor"], required=True)
     u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     u.set_defaults(func=_cmd_users_add)
+    u = _command(usub, "passwd", "set a new password (ends the person's open sessions)",
+                 "renraku users passwd tanaka --password-stdin < new-password.txt")
+    u.add_argument("name")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    u.set_defaults(func=_cmd_users_passwd)
 
     p = _command(sub, "export", "write sheets.jsonl, applications.jsonl and staff.csv (SPEC §3)",
                  "renraku export --out /srv/export/2025-05-08")

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = Field(None, description="UI のセッション署名鍵（既定は RENRAKU_HOME/secret_key）")
     ui_secure_cookies: bool = Field(False, description="TLS の内側で動かすとき true（Cookie に Secure）")
+    ui_login_max_failures: int = Field(5, description="同じ名前でこの回数失敗すると一定時間ログインできない")
+    ui_login_max_failures_per_address: int = Field(20, description="同じ接続元からの失敗の上限（一定時間）")
+    ui_login_window_minutes: float = Field(15.0, description="ログイン失敗を数える時間（分）")
+    ui_trusted_proxies: int = Field(0, description="前段の TLS プロキシの数（X-Forwarded-For を信頼する段数）")
     ui_host: str = "127.0.0.1"
     ui_port: int = 8080
 

@@ -10,6 +10,8 @@ duplicate and add nothing.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import tomllib
 from collections.abc import Iterable, Iterator
@@ -17,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from renraku.config import Settings
 from renraku.context import Context
@@ -136,7 +140,8 @@ class Batch:
         self.pool = page_pool(ctx.reading, ctx.settings.workers)
         self.lost_keywords = intake_config(ctx.settings).get("lost_device", {}).get("keywords", [])
         with ctx.sessions.begin() as session:
-            row = m.Batch(kind=kind, status="running")
+            mark_interrupted(session)
+            row = m.Batch(kind=kind, status="running", stats={"pid": os.getpid(), "host": socket.gethostname()})
             session.add(row)
             session.flush()
             self.report = BatchReport(batch_id=row.id)
@@ -152,6 +157,7 @@ class Batch:
         with self.ctx.sessions.begin() as session:
             row = session.get(m.Batch, self.report.batch_id)
             assert row is not None
+            self._count_stored(session)
             row.finished_at = m.utcnow()
             row.status = "failed" if exc else "done"
             row.error = f"{exc_type.__name__}" if exc_type else None
@@ -232,9 +238,9 @@ class Batch:
                 doc = document_by_sha(session, result.sha256)
                 assert doc is not None
                 session.add(m.Receipt(batch_id=batch.id, document_id=doc.id, source_ref=item.source_ref))
-                apps = record_applications(session, sheets, batch=batch)
+                record_applications(session, sheets, batch=batch)
                 message = record_message(session, result, sheets, batch=batch, keywords=self.lost_keywords)
-                self._count(sheets, apps)
+                self._count(sheets)
                 urgent = [message.public_id] if message is not None and message.urgent else []
                 if message is not None:
                     self.report.messages += 1
@@ -249,23 +255,76 @@ class Batch:
         return ItemOutcome(item.source_ref, result.sha256, status, reason, sheets=len(sheets),
                            documents=sum(1 for _ in walk(result)))
 
-    def _count(self, sheets: list[m.Sheet], apps: list[m.Application]) -> None:
+    def _count(self, sheets: list[m.Sheet]) -> None:
         r = self.report
         r.sheets += len(sheets)
         r.forms += sum(1 for s in sheets if s.fields)
         r.fields += sum(len(s.fields) for s in sheets)
         r.flagged += sum(1 for s in sheets for f in s.fields if f.needs_review)
-        r.applications += len(apps)
-        r.findings += sum(len(a.findings) for a in apps)
+
+    def _count_stored(self, session: Session) -> None:
+        """Applications and findings as stored at the end, not as counted on the way: a set whose
+        sheets came in three files is one application, and its findings are those of the last check."""
+        apps = session.scalars(select(m.Application).distinct()
+                               .join(m.Sheet, m.Sheet.application_id == m.Application.id)
+                               .join(m.Page, m.Sheet.page_id == m.Page.id)
+                               .join(m.Document, m.Page.document_id == m.Document.id)
+                               .where(m.Document.batch_id == self.report.batch_id)).all()
+        self.report.applications = len(apps)
+        self.report.findings = sum(len(a.findings) for a in apps)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def mark_interrupted(session: Session) -> list[int]:
+    """Batches left `running` by a process of this machine that no longer exists were interrupted
+    (killed, a power cut): say so, instead of showing them as running forever."""
+    host = socket.gethostname()
+    found = []
+    for row in session.scalars(select(m.Batch).where(m.Batch.status == "running")):
+        pid = (row.stats or {}).get("pid")
+        if (row.stats or {}).get("host") == host and isinstance(pid, int) and not _alive(pid):
+            row.status, row.error = "interrupted", "process ended before the batch was closed"
+            found.append(row.id)
+            log.warning("batch %d was interrupted (process %d ended)", row.id, pid)
+    return found
+
+
+LINK_REFUSED = "リンク（シンボリックリンク）は読みません: 指定したフォルダの外を指すことがあります"
+
+
+def _read_in_folder(path: Path) -> bytes:
+    """A file found in a folder, never through a link (O_NOFOLLOW: a link put there meanwhile fails)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
 
 
 def process_paths(ctx: Context, paths: Iterable[Path], channel: str = "upload") -> BatchReport:
-    """`renraku process`: every file under `paths` through the pipeline, as one batch."""
+    """`renraku process`: every file under `paths` through the pipeline, as one batch.
+
+    A file named on the command line is read as named; in a folder, links are not followed (like
+    the scan folder, which skips them): `ln -s /etc/passwd in/x.pdf` must not store /etc/passwd.
+    """
+    paths = [Path(p) for p in paths]
+    named = set(paths)
     with Batch(ctx, "process") as batch:
         window: list[Received] = []
         for path in files_under(paths, exclude=ctx.settings.home):
+            in_folder = path not in named
+            if in_folder and path.is_symlink():
+                batch.report.items.append(ItemOutcome(str(path), "", "unsupported", LINK_REFUSED))
+                continue
             try:
-                data = path.read_bytes()
+                data = _read_in_folder(path) if in_folder else path.read_bytes()
             except OSError as exc:
                 batch.report.items.append(ItemOutcome(str(path), "", "failed", f"読めません: {exc.strerror}"))
                 continue

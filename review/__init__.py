@@ -3,7 +3,8 @@
 Server-rendered pages (Flask, Jinja2) with a little JavaScript for the keyboard. Logins use
 Flask-Login with argon2 password hashes (argon2-cffi); every form and request that changes
 something carries a CSRF token (Flask-WTF); session cookies are HttpOnly, SameSite=Lax, and Secure
-when served over TLS. Every page and image needs a login.
+when served over TLS. Every page and image needs a login. Security headers and login throttling:
+review/security.py; Japanese error pages: review/errors.py; the whole picture: docs/security.md.
 """
 
 from __future__ import annotations
@@ -43,10 +44,18 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
         MAX_CONTENT_LENGTH=2_000_000,
     )
     app.json.ensure_ascii = False  # the audit view shows a reason as written, not as \uXXXX (tojson still escapes <>&')
+    if ctx.settings.ui_trusted_proxies:  # behind a TLS proxy: the client's address and scheme from it
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = ctx.settings.ui_trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.extensions["renraku"] = ctx
     CSRFProtect(app)
-    from renraku.review import auth, views
+    from renraku.review import auth, desk, errors, security, views
 
+    errors.install(app)  # before the blueprints: their routes use its bounded <int:…>
+    security.install_headers(app, ctx.settings)
+    desk.install(app)
     auth.init(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)

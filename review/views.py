@@ -17,11 +17,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from renraku.errors import DecisionRefused, PermissionDenied
+from renraku.review import desk
 from renraku.review.auth import ROLE_NAMES, role_required
 from renraku.sinks import audit
 from renraku.sinks import models as m
-from renraku.sinks.export import application_record, export, sheet_record
-from renraku.sinks.queue import AUDITOR, REVIEWER, SUPERVISOR, approve, correct_field, override_finding, reject
+from renraku.sinks.export import application_record, csv_safe, export, sheet_record, xlsx_bytes
+from renraku.sinks.queue import (
+    AUDITOR,
+    REVIEWER,
+    SUPERVISOR,
+    approve,
+    correct_field,
+    override_finding,
+    reject,
+    value_for,
+)
 from renraku.validators import load_rule_config
 from renraku.validators.common import label
 
@@ -113,7 +123,7 @@ def _application(s: Session, app_id: int) -> m.Application:
 
 
 def _field_rows(sheet: m.Sheet, findings: list[m.Finding]) -> list[dict[str, Any]]:
-    flagged_paths = {f.field for f in findings if f.sheet_id in (None, sheet.id) and f.field}
+    flagged_paths = {f.field for f in findings if f.sheet_id in (None, sheet.id) and f.field and not f.overridden_by}
     rows = []
     for f in sheet.fields:
         rows.append({"id": f.id, "path": f.path, "label": field_label(f.path), "kind": f.kind,
@@ -129,16 +139,16 @@ def _field_rows(sheet: m.Sheet, findings: list[m.Finding]) -> list[dict[str, Any
 def application(app_id: int) -> Any:
     with db() as s:
         app = _application(s, app_id)
-        findings = list(app.findings)
+        findings = list(app.findings) + desk.approval_notices(s, app)
         sheets = []
         for sh in app.sheets:
             picture = ctx().pictures.get(sh.page.document.sha256, sh.page.number)
             size = _png_size(picture) if picture else None
-            sheets.append({"sheet": sh, "rows": _field_rows(sh, findings), "size": size,
+            sheets.append({"sheet": sh, "rows": _field_rows(sh, list(app.findings)), "size": size,
                            "document": sh.page.document, "page": sh.page})
         data = {"app": app, "findings": findings, "sheets": sheets,
                 "missing": [FORM_NAMES.get(x, x) for x in app.missing],
-                "labels": {f.id: field_label(f.field) if f.field else "" for f in findings}}
+                "labels": {f.id: field_label(f.field) if f.field else "" for f in app.findings}}
     return render_template("application.html", **data)
 
 
@@ -147,10 +157,12 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
-def _findings_json(app: m.Application) -> list[dict[str, Any]]:
+def _findings_json(s: Session, app: m.Application) -> list[dict[str, Any]]:
     return [{"id": f.id, "rule": f.rule, "field": f.field, "label": field_label(f.field) if f.field else "",
              "severity": f.severity, "message": f.message, "overridden": bool(f.overridden_by),
-             "sheet": f.sheet_id} for f in app.findings]
+             "sheet": f.sheet_id} for f in app.findings] + [
+            {**n, "label": field_label(n["field"]), "overridden": False, "sheet": None}
+            for n in desk.approval_notices(s, app)]
 
 
 @bp.route("/fields/<int:field_id>", methods=["POST"])
@@ -163,6 +175,13 @@ def field(field_id: int) -> Any:
             abort(404)
         if f.kind in ("checkbox", "admin_mark", "seal"):
             value = value in ("1", "true", "on", "○", "✓")
+        refused = desk.input_problem(f.kind, value) if isinstance(value, str) else None
+        if refused:
+            return _answer({"error": refused}, 422, f.sheet.application_id)
+        if desk.needs_second_key(f.confidence, f.method, value_for(f.kind, value) == f.value,
+                                 request.form.get("confirm_low") == "1"):
+            return _answer({"error": desk.low_confidence_message(f.confidence), "low_confidence": True}, 409,
+                           f.sheet.application_id)
         try:
             f = correct_field(s, field_id, value, current_user.actor)
         except DecisionRefused as exc:
@@ -170,7 +189,7 @@ def field(field_id: int) -> Any:
         app = f.sheet.application
         result = {"field": {"id": f.id, "value": f.value, "method": f.method, "needs_review": f.needs_review,
                             "confidence": f.confidence},
-                  "findings": _findings_json(app) if app else [], "status": app.status if app else None}
+                  "findings": _findings_json(s, app) if app else [], "status": app.status if app else None}
         app_id = app.id if app else None
     return _answer(result, 200, app_id)
 
@@ -194,6 +213,8 @@ def approve_application(app_id: int) -> Any:
         return _answer({"status": "approved"}, 200, app_id)
     except DecisionRefused as exc:
         return _answer({"error": exc.reason}, 409, app_id)
+    except KeyError:  # no such application
+        abort(404)
 
 
 @bp.route("/applications/<int:app_id>/reject", methods=["POST"])
@@ -206,6 +227,8 @@ def reject_application(app_id: int) -> Any:
         return _answer({"status": "rejected"}, 200, app_id)
     except DecisionRefused as exc:
         return _answer({"error": exc.reason}, 409, app_id)
+    except KeyError:
+        abort(404)
 
 
 @bp.route("/findings/<int:finding_id>/override", methods=["POST"])
@@ -346,6 +369,8 @@ def batch_export(batch_id: int, fmt: str) -> Any:
     if fmt not in ("csv", "xlsx"):
         abort(404)
     with ctx().sessions.begin() as s:
+        if s.get(m.Batch, batch_id) is None:
+            abort(404)  # not an empty file and an audit entry for a batch that never was
         sheets = s.scalars(select(m.Sheet).join(m.Page).join(m.Document).where(m.Document.batch_id == batch_id)
                            .options(selectinload(m.Sheet.fields))).all()
         rows = [{"sheet_id": sh.public_id, "form_id": sh.form_id, "file": sh.page.document.file_name,
@@ -355,14 +380,13 @@ def batch_export(batch_id: int, fmt: str) -> Any:
         audit.record(s, current_user.name, "export", f"batch:{batch_id}", {"format": fmt, "rows": len(rows)})
     frame = pd.DataFrame(rows, columns=["sheet_id", "form_id", "file", "page", "sha256", "field", "value",
                                         "confidence", "needs_review", "method"])
-    buf = io.BytesIO()
     if fmt == "csv":
-        buf.write(frame.to_csv(index=False).encode("utf-8-sig"))  # with a BOM: Excel opens it right
+        body = csv_safe(frame).to_csv(index=False).encode("utf-8-sig")  # with a BOM: Excel opens it right
         mimetype = "text/csv"
     else:
-        frame.to_excel(buf, index=False)
+        body = xlsx_bytes(frame)
         mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    return Response(buf.getvalue(), mimetype=mimetype,
+    return Response(body, mimetype=mimetype,
                     headers={"Content-Disposition": f"attachment; filename=batch-{batch_id}.{fmt}"})
 
 

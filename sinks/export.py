@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from renraku.sinks import models as m
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may take as the start of a formula
 STAFF_COLUMNS = ["facility_name", "name", "name_kana", "job", "admin", "email", "source", "registered_on"]
 
 
@@ -71,6 +72,35 @@ def approved_staff(session: Session) -> Iterator[dict[str, Any]]:
                "registered_on": s.registered_on.isoformat() if s.registered_on else ""}
 
 
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text that a spreadsheet would run as a formula (=HYPERLINK(…), +cmd, @SUM…) gets a leading
+    apostrophe, as Excel itself shows typed text: the file opens as data, never as a formula."""
+    def cell(value: Any) -> Any:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+    return frame.map(cell)
+
+
+def xlsx_bytes(frame: pd.DataFrame) -> bytes:
+    """An Excel workbook in which every text cell is text (a value typed as `=…` is not a formula)."""
+    import io
+
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in row])
+    for row in sheet.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
 def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> int:
     count = 0
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -94,5 +124,5 @@ def export(session: Session, out_dir: Path) -> ExportSummary:
         selectinload(m.Application.sheets), selectinload(m.Application.findings)))
     n_apps = _write_jsonl(out_dir / "applications.jsonl", (application_record(a) for a in apps))
     staff = pd.DataFrame(list(approved_staff(session)), columns=STAFF_COLUMNS)
-    staff.to_csv(out_dir / "staff.csv", index=False, encoding="utf-8")
+    csv_safe(staff).to_csv(out_dir / "staff.csv", index=False, encoding="utf-8")
     return ExportSummary(out_dir, n_sheets, n_apps, len(staff))

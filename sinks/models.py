@@ -298,3 +298,16 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))  # reviewer | supervisor | auditor
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Part of every session cookie; raised on logout, password or role change and deactivation, so
+    # that a copied cookie stops working at once (sessions are revocable on the server).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class LoginFailure(Base):
+    """A failed login, kept for throttling: by a hash of the name typed and by the client address."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name_hash: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -40,7 +40,7 @@ def _allow(actor: Actor, action: str) -> None:
         raise PermissionDenied(f"{actor.role} の権限ではこの操作はできません")
 
 
-def _value_for(kind: str, value: Any) -> Any:
+def value_for(kind: str, value: Any) -> Any:
     if kind in MARK_KINDS:
         if isinstance(value, bool):
             return value
@@ -59,7 +59,7 @@ def correct_field(session: Session, field_id: int, value: Any, actor: Actor,
     app = sheet.application
     if app is not None and app.status in ("approved", "rejected"):
         raise DecisionRefused("決定済みの申請は修正できません")
-    new = _value_for(field.kind, value)
+    new = value_for(field.kind, value)
     old = field.value
     if new == old:
         field.needs_review = False

@@ -114,3 +114,25 @@ def test_the_exit_codes_in_the_help_and_the_readme_are_those_of_the_exception_fa
     for name, code in codes.items():
         assert re.search(rf"\b{code} [^;]*\({name}\)", help_text), name
         assert table.get(str(code)) == name, (name, table)
+
+
+def test_users_passwd_sets_a_new_password(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from sqlalchemy import select
+
+    from renraku.context import open_context
+    from renraku.review.auth import check_password
+    from renraku.sinks import models as m
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("first-password-1\n"))
+    assert main(["users", "add", "sato", "--role", "reviewer", "--password-stdin"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("second-password-2\n"))
+    assert main(["users", "passwd", "sato", "--password-stdin"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "passwd", "sato", "--password-stdin"]) == 2
+    assert "10文字以上" in capsys.readouterr().err
+    with open_context() as ctx, ctx.sessions() as s:
+        user = s.scalar(select(m.User).where(m.User.name == "sato"))
+        assert check_password(user, "second-password-2") and user.session_version == 1

@@ -148,6 +148,23 @@ def test_bad_files_are_recorded_with_a_reason_and_the_batch_goes_on(ctx: Context
         assert all(ctx.store.verify(d.sha256) for d in docs.values())
 
 
+def test_a_link_in_a_folder_is_not_followed_out_of_it(ctx: Context, tmp_path: Path) -> None:
+    secret = tmp_path / "outside" / "passwd"
+    secret.parent.mkdir()
+    secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "passwd.pdf").symlink_to(secret)
+    (tmp_path / "in" / "sub" / "linked").symlink_to(secret.parent, target_is_directory=True)
+    (tmp_path / "in" / "set.pdf").write_bytes(render_pdf(invent_set(random.Random(3))))
+    report = process_paths(ctx, [tmp_path / "in"])
+    assert [(Path(i.source_ref).name, i.status) for i in report.items] == [
+        ("passwd.pdf", "unsupported"), ("set.pdf", "recorded")]
+    assert "リンク" in report.items[0].reason
+    assert not ctx.store.path(hashlib.sha256(secret.read_bytes()).hexdigest()).exists()
+    with ctx.sessions() as s:
+        assert [d.file_name for d in s.scalars(select(m.Document))] == ["set.pdf"]
+
+
 def test_a_crash_before_the_commit_leaves_nothing_half_recorded(ctx: Context, monkeypatch: pytest.MonkeyPatch,
                                                                   tmp_path: Path) -> None:
     pdf = render_pdf(invent_set(random.Random(4)))
@@ -185,3 +202,37 @@ def test_an_email_is_opened_to_its_attachments(ctx: Context) -> None:
         assert all(c.message_id == msg.message_id for c in children)
         app = s.scalars(select(m.Application)).one()
         assert app.kind == "new_facility" and app.missing == [] and len(app.sheets) == 3
+
+
+def test_the_summary_counts_what_was_stored(ctx: Context, tmp_path: Path) -> None:
+    sheets = invent_set(random.Random(5))
+    sheets[1].truth["staff[1].email"] = "info@clinic.example.jp"  # one finding that stays
+    (tmp_path / "in").mkdir()
+    for n, sheet in enumerate(sheets):  # the three sheets of one set as three files
+        (tmp_path / "in" / f"{n}.pdf").write_bytes(render_pdf([sheet]))
+    report = process_paths(ctx, [tmp_path / "in"])
+    with ctx.sessions() as s:
+        stored = s.scalars(select(m.Application)).all()
+        assert (report.applications, report.findings) == (len(stored), sum(len(a.findings) for a in stored))
+        assert report.applications == 1
+        assert s.get(m.Batch, report.batch_id).stats["applications"] == 1
+
+
+def test_a_killed_batch_is_marked_interrupted_by_the_next_run(ctx: Context, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "set.pdf").write_bytes(render_pdf(invent_set(random.Random(6))))
+    env = {**os.environ, "RENRAKU_HOME": str(ctx.settings.home), "RENRAKU_FAULT": "upload:stored"}
+    killed = subprocess.run([sys.executable, "-m", "renraku.cli", "process", str(tmp_path / "in")], env=env,
+                            capture_output=True, timeout=300)
+    assert killed.returncode == -9
+    with ctx.sessions() as s:
+        assert s.scalars(select(m.Batch.status)).all() == ["running"]
+    report = process_paths(ctx, [tmp_path / "in"])
+    with ctx.sessions() as s:
+        assert [(b.id, b.status) for b in s.scalars(select(m.Batch).order_by(m.Batch.id))] == [
+            (report.batch_id - 1, "interrupted"), (report.batch_id, "done")]
+    assert report.count("recorded") == 1  # the stored bytes are read on the rerun

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from renraku.context import Context
+from renraku.pipeline.run import Batch, Received
 from renraku.review import create_app
 from renraku.review.auth import add_user
+from renraku.samples.generator import invent_set, render_pdf
+from renraku.sinks import models as m
 
 PEOPLE = {"tanaka": ("reviewer", "reviewer-pass-1"), "suzuki": ("supervisor", "supervisor-pass-1"),
           "kansa": ("auditor", "auditor-pass-1")}
@@ -29,6 +34,19 @@ def app(ctx: Context, people):
     application = create_app(ctx)
     application.config["TESTING"] = True
     return application
+
+
+@pytest.fixture
+def data(ctx: Context) -> dict[str, int]:
+    sheets = invent_set(random.Random(61))
+    sheets[1].truth["staff[1].email"] = "info@clinic.example.jp"  # a shared address: an error to override
+    with Batch(ctx) as batch:
+        batch.receive(Received(render_pdf(sheets), "set.pdf", "set.pdf"))
+    with ctx.sessions() as s:
+        app = s.scalars(select(m.Application)).one()
+        return {"app": app.id, "finding": next(f.id for f in app.findings if f.severity == "error"),
+                "field": app.sheets[0].fields[0].id, "page": app.sheets[0].page_id,
+                "batch": batch.report.batch_id}
 
 
 def login(client, name: str) -> None:
@@ -55,10 +73,12 @@ def served(app) -> str:
     """The app on a free port of 127.0.0.1 (waitress, in a thread) for the browser."""
     from waitress.server import create_server
 
+    from renraku.review.security import WAITRESS_OPTIONS
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = create_server(app, host="127.0.0.1", port=port, threads=4)
+    server = create_server(app, host="127.0.0.1", port=port, threads=4, **WAITRESS_OPTIONS)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from sqlalchemy import select
 
 from renraku.context import Context
-from renraku.pipeline.run import Batch, Received
-from renraku.samples.generator import invent_set, render_pdf
 from renraku.sinks import models as m
 from tests.review.conftest import login, token_for
-
-
-@pytest.fixture
-def data(ctx: Context) -> dict[str, int]:
-    sheets = invent_set(random.Random(61))
-    sheets[1].truth["staff[1].email"] = "info@clinic.example.jp"  # a shared address: an error to override
-    with Batch(ctx) as batch:
-        batch.receive(Received(render_pdf(sheets), "set.pdf", "set.pdf"))
-    with ctx.sessions() as s:
-        app = s.scalars(select(m.Application)).one()
-        return {"app": app.id, "finding": next(f.id for f in app.findings if f.severity == "error"),
-                "field": app.sheets[0].fields[0].id, "page": app.sheets[0].page_id,
-                "batch": batch.report.batch_id}
 
 
 def test_every_page_and_image_refuses_an_anonymous_request(app, data) -> None:

@@ -88,7 +88,7 @@ def test_the_staff_guide(browser, served: str, ctx: Context, working_day: dict[s
     # 申請を開く: カーソルは最初の要確認項目（指摘のあるメールアドレス）にある。
     page.goto(f"{served}/applications/{working_day['bad_email']}")
     page.wait_for_load_state("networkidle")
-    page.wait_for_function("document.activeElement && document.activeElement.classList.contains('fv')")
+    page.wait_for_function("() => document.activeElement && document.activeElement.classList.contains('fv')")
     assert page.evaluate("document.activeElement.value") == WRONG
     assert page.locator("#findings li[data-rule=invalid_email]").count() == 1
     assert _status(page) == "要確認"
@@ -100,7 +100,7 @@ def test_the_staff_guide(browser, served: str, ctx: Context, working_day: dict[s
     page.keyboard.type(RIGHT)
     shot("correct-typing")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('live').textContent.includes('保存しました')")
+    page.wait_for_function("() => document.getElementById('live').textContent.includes('保存しました')")
     assert page.locator("#findings li[data-rule=invalid_email]").count() == 0
     assert _status(page) == "承認待ち"
     assert "Alt+A" in page.inner_text("#live")
@@ -115,7 +115,7 @@ def test_the_staff_guide(browser, served: str, ctx: Context, working_day: dict[s
     page.goto(f"{served}/applications/{working_day['bad_email']}")
     page.wait_for_load_state("networkidle")
     page.keyboard.press("Alt+A")
-    page.wait_for_function("document.getElementById('status').textContent.includes('承認済み')")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('承認済み')")
     shot("approved", 420)
 
     # 理由を書いて上書き（管理者）: 共用アドレスの指摘。
@@ -138,7 +138,7 @@ def test_the_staff_guide(browser, served: str, ctx: Context, working_day: dict[s
     page.click("header nav a:has-text('監査ログ')")
     page.wait_for_url(f"{served}/audit")
     log = page.inner_text("table.queue")
-    for actor, action in (("tanaka", "correct_field"), ("suzuki", "approve"), ("suzuki", "override_finding")):
+    for actor, action in (("tanaka", "項目の修正"), ("suzuki", "承認"), ("suzuki", "指摘の上書き")):  # in Japanese
         assert any(actor in line and action in line for line in log.splitlines()), (actor, action, log)
     assert REASON in log  # as written, readable
     assert "改ざんされていません" in page.inner_text("main")

@@ -55,6 +55,25 @@ def test_sqlite_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
+def test_the_sqlite_database_and_its_journal_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "renraku.db"
+    path.touch(mode=0o644)
+    os.chmod(path, 0o644)  # as an older version left it
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    with session_factory(engine).begin() as s:
+        s.add(m.Batch(kind="process"))
+        with engine.connect() as conn:  # a second connection keeps the -wal and -shm files open
+            conn.execute(text("SELECT 1"))
+            modes = {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.glob("renraku.db*")}
+    engine.dispose()
+    assert {"renraku.db", "renraku.db-wal", "renraku.db-shm"} <= set(modes)
+    assert set(modes.values()) == {"0o600"}, modes
+    fresh = tmp_path / "new" / "renraku.db"
+    make_engine(f"sqlite:///{fresh}").dispose()
+    assert oct(fresh.stat().st_mode & 0o777) == "0o600"
+
+
 def _pg_bin() -> Path | None:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     return found[-1].parent if found else None
