@@ -273,8 +273,10 @@ def _bounce_report(msg: MimeMessage, config: dict[str, Any]) -> tuple[bool, bool
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
                 texts.append(payload.decode("utf-8", "replace"))
+    text = "\n".join(texts)
+    actions = actions or [a.strip().lower() for a in re.findall(r"(?im)^Action:\s*(\S+)", text)]
     failed = not actions or any(a in ("failed", "failure") for a in actions)
-    return True, failed, "\n".join(texts)
+    return True, failed, text
 
 
 def recognise(session: Session, data: bytes, sender: str, subject: str, body: str,
