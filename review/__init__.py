@@ -44,9 +44,10 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     )
     app.extensions["renraku"] = ctx
     CSRFProtect(app)
-    from renraku.review import auth, views
+    from renraku.review import auth, confirmations, views
 
     auth.init(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(confirmations.bp)
     return app

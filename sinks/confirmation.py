@@ -388,8 +388,8 @@ def mark_undeliverable(session: Session, conf: m.Confirmation, reason: str, evid
 def attention(session: Session, settings: Settings, now: dt.datetime | None = None) -> dict[int, dict[str, int]]:
     """Per application: how many of its confirmations bounced or are overdue (the queue shows these)."""
     found: dict[int, dict[str, int]] = {}
-    latest = dict(session.execute(select(m.Confirmation.staff_id, func.max(m.Confirmation.id))
-                                  .group_by(m.Confirmation.staff_id)).tuples().all())
+    latest = {staff: last for staff, last in session.execute(
+        select(m.Confirmation.staff_id, func.max(m.Confirmation.id)).group_by(m.Confirmation.staff_id))}
     for conf in session.scalars(select(m.Confirmation).where(m.Confirmation.status.in_(("sent", "bounced")),
                                                              m.Confirmation.application_id.is_not(None))):
         st = state(conf, settings, now)
