@@ -87,8 +87,12 @@ def send_mail(ctx: Context, batch: Batch) -> None:
     from renraku.sinks.confirmation import remind_due
     from renraku.sinks.outbox import send_due
 
-    with ctx.sessions.begin() as session:
-        remind_due(session, ctx.settings)
+    try:
+        with ctx.sessions.begin() as session:
+            remind_due(session, ctx.settings)
+    except RenrakuError as exc:  # an unusable mail text: the mails already written still go out
+        log.error("confirmation mails: %s", exc.code)
+        batch.report.items.append(ItemOutcome("confirmation", "", "failed", exc.reason))
     sent = send_due(ctx.sessions, ctx.settings)
     batch.report.mails_sent += len(sent.sent)
     batch.report.mails_waiting += len(sent.deferred)

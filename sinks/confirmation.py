@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import logging
 import re
 import secrets
 import tomllib
@@ -33,6 +34,7 @@ from renraku.sinks import audit
 from renraku.sinks import models as m
 from renraku.validators.common import label, rows
 
+log = logging.getLogger(__name__)
 SYSTEM = "renraku"  # the actor of what the scheduled run does by itself
 OPEN = ("waiting", "sent")  # a token that may still be answered
 STATE_NAMES = {"waiting": "送信待ち", "sent": "返信待ち", "overdue": "期限切れ", "confirmed": "確認済み",
@@ -115,6 +117,9 @@ def queue_for_application(session: Session, app: m.Application,
     """
     settings = settings or load_settings()
     config = load_config(settings)
+    for conf in session.scalars(select(m.Confirmation).join(m.Staff).where(m.Confirmation.status.in_(OPEN),
+                                                                           ~m.Staff.active)):
+        cancel(conf, "登録の削除により取り消し")  # a 削除 row of this approval: nobody waits for that reply
     queued = []
     for address in _new_addresses(app):
         person = session.scalar(select(m.Staff).where(m.Staff.active, m.Staff.email == address)
@@ -136,7 +141,10 @@ def _queue(session: Session, person: m.Staff, app: m.Application | None, address
                           status="waiting")
     session.add(conf)
     session.flush()
-    conf.mails.append(compose(conf, "confirmation", settings, config))
+    try:
+        conf.mails.append(compose(conf, "confirmation", settings, config))
+    except ConfigError as exc:  # never blocks the approval: the scheduled run composes it once the text is fixed
+        log.error("confirmation %d waits for a usable mail text: %s", conf.id, exc.code)
     session.flush()
     return conf
 
@@ -189,10 +197,14 @@ def _stop_mails(conf: m.Confirmation) -> None:
 
 
 def remind_due(session: Session, settings: Settings, now: dt.datetime | None = None) -> list[m.Confirmation]:
-    """Queue one reminder for each confirmation sent N days ago and still unanswered."""
+    """Queue one reminder for each confirmation sent N days ago and still unanswered (and the first
+    mail of any whose text could not be written at approval); ConfigError if the text is unusable."""
     now = now or m.utcnow()
     limit = now - dt.timedelta(days=settings.confirm_remind_days)
     config = load_config(settings)
+    for conf in session.scalars(select(m.Confirmation).where(m.Confirmation.status == "waiting",
+                                                             ~m.Confirmation.mails.any())):
+        conf.mails.append(compose(conf, "confirmation", settings, config))
     due = [c for c in session.scalars(select(m.Confirmation).where(m.Confirmation.status == "sent",
                                                                    m.Confirmation.reminded_at.is_(None)))
            if (sent := aware(c.sent_at)) is not None and sent <= limit and c.staff.active]
