@@ -48,8 +48,7 @@ def mime(mail: m.OutboxMail, settings: Settings) -> EmailMessage:
     msg["From"] = settings.notify_from
     msg["To"] = mail.to_addr
     msg["Subject"] = mail.subject
-    msg["Date"] = email.utils.format_datetime(mail.created_at if mail.created_at.tzinfo else
-                                              mail.created_at.replace(tzinfo=dt.UTC))
+    msg["Date"] = email.utils.format_datetime(m.utcnow())
     msg["Message-ID"] = mail.message_id
     if mail.references:
         msg["In-Reply-To"] = mail.references
@@ -134,18 +133,25 @@ def _send_one(sessions: sessionmaker[Session], smtp: smtplib.SMTP, mail_id: int,
         to = [mail.to_addr] + ([settings.notify_from] if settings.confirm_copy_to_self else [])
     faults.checkpoint("outbox:attempted")
     try:
-        smtp.send_message(msg, from_addr=settings.notify_from, to_addrs=to)  # (2)
-    except smtplib.SMTPRecipientsRefused as exc:
-        code = min((c for c, _t in exc.recipients.values()), default=0)
-        if code >= 500:
-            _refused(sessions, mail_id, code, report)
-            return
-        raise
+        refused = smtp.send_message(msg, from_addr=settings.notify_from, to_addrs=to)  # (2)
+    except smtplib.SMTPRecipientsRefused as exc:  # every recipient refused
+        refused = exc.recipients
     except smtplib.SMTPResponseException as exc:
         if exc.smtp_code >= 500 and exc.smtp_code != 552:
             _refused(sessions, mail_id, exc.smtp_code, report)
             return
         raise
+    code = refused.get(to[0], (250, b""))[0]  # the copy to ourselves may go through while the address fails
+    if code >= 500:
+        _refused(sessions, mail_id, code, report)
+        return
+    if code >= 400:
+        with sessions.begin() as s:
+            mail = s.get(m.OutboxMail, mail_id)
+            assert mail is not None
+            mail.status, mail.last_error = "queued", f"SMTP サーバーが宛先を一時的に拒否しました（{code}）"
+        report.deferred.append(mail_id)
+        return
     faults.checkpoint("outbox:accepted")
     with sessions.begin() as s:  # (3)
         mail = s.get(m.OutboxMail, mail_id)

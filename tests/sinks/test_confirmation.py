@@ -33,7 +33,7 @@ from renraku.samples.generator import invent_set, render_pdf
 from renraku.sinks import audit
 from renraku.sinks import models as m
 from renraku.sinks.queue import Actor, approve, override_finding
-from tests.servers import imap_server, imap_server_factory, smtp_server  # noqa: F401
+from tests.servers import REFUSED_ADDRESS, imap_server, imap_server_factory, smtp_server  # noqa: F401
 
 BOSS = Actor("鈴木", "supervisor")
 PEOPLE = [("佐藤 花子", "サトウ ハナコ", "看護師"), ("高橋 健一", "タカハシ ケンイチ", "医師"),
@@ -265,3 +265,19 @@ def test_a_crash_after_the_server_took_the_mail_sends_it_once(loop_env) -> None:
     time.sleep(0.5)
     assert [len(smtp.delivered_to(x)) for x in a] == [1, 1]
     assert states(ctx) == dict.fromkeys(a, "sent")
+
+
+def test_an_address_the_server_refuses_for_good_is_undeliverable_at_once(loop_env) -> None:
+    ctx, _inbox, smtp = loop_env
+    good = "nakamura.k@aoba-care.example.jp"
+    app_id = approved_set(ctx, 9, [good, REFUSED_ADDRESS])
+    assert main(["run", "--once"]) == 0  # a refused address is the address's problem, not the server's
+    assert states(ctx) == {good: "sent", REFUSED_ADDRESS: "bounced"}
+    with ctx.sessions() as s:
+        refused = s.scalars(select(m.OutboxMail).where(m.OutboxMail.to_addr == REFUSED_ADDRESS)).one()
+        assert (refused.status, refused.last_error) == ("failed", "SMTP サーバーが宛先を拒否しました（550）")
+        assert [f.field for f in s.get(m.Application, app_id).findings if f.rule == "undeliverable_email"] == [
+            "staff[2].email"]
+    assert main(["run", "--once"]) == 0  # not tried again
+    wait_for(lambda: smtp.delivered_to(good), "the good address's mail")
+    assert smtp.delivered_to(REFUSED_ADDRESS) == []
