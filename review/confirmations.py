@@ -64,8 +64,8 @@ def _view(conf: m.Confirmation, now: dt.datetime, suspended: set[int]) -> dict[s
             "export": conf.mcs_export, "active": conf.staff.active, "suspended": conf.staff_id in suspended}
 
 
-def _all(s: Session) -> list[m.Confirmation]:
-    return list(s.scalars(select(m.Confirmation).order_by(m.Confirmation.id.desc()).options(
+def _all(s: Session, *where: Any) -> list[m.Confirmation]:
+    return list(s.scalars(select(m.Confirmation).where(*where).order_by(m.Confirmation.id.desc()).options(
         selectinload(m.Confirmation.staff).selectinload(m.Staff.facility),
         selectinload(m.Confirmation.mails), selectinload(m.Confirmation.application)
         .selectinload(m.Application.sheets).selectinload(m.Sheet.fields))))
@@ -93,7 +93,9 @@ def index() -> Any:
 
 
 def _back() -> Any:
-    return redirect(request.form.get("next") or url_for("confirmations.index"))
+    target = request.form.get("next", "")
+    local = target.startswith("/") and not target.startswith("//") and "\\" not in target  # never off-site
+    return redirect(target if local else url_for("confirmations.index"))
 
 
 @bp.route("/confirmations/<int:conf_id>/resend", methods=["POST"])
@@ -181,7 +183,7 @@ def _helpers() -> dict[str, Any]:
         now = m.utcnow()
         with _ctx().sessions() as s:
             suspended = cases.suspended_staff(s)
-            found = [c for c in _all(s) if c.application_id == app_id]
+            found = _all(s, m.Confirmation.application_id == app_id)
             return [_view(c, now, suspended) for c in reversed(found)]
 
     def case_of(message_id: int) -> dict[str, Any] | None:

@@ -126,7 +126,9 @@ def test_a_case_is_worked_from_the_message_page_and_shows_in_the_queue(app, ctx:
     client.post(f"/cases/{case_id}/request", data={"csrf_token": token, "note": "運営窓口へ電話",
                                                    "next": f"/messages/{message_id}"})
     assert "停止依頼済み" in client.get("/").get_data(as_text=True)
-    client.post(f"/cases/{case_id}/resolve", data={"csrf_token": token, "note": "端末発見、停止解除"})
+    response = client.post(f"/cases/{case_id}/resolve", data={"csrf_token": token, "note": "端末発見、停止解除",
+                                                               "next": "//evil.example.com/"})
+    assert response.headers["Location"] == "/confirmations"  # never sent off-site
     with ctx.sessions() as s:
         case = s.get(m.Case, case_id)
         assert (case.state, case.requested_by, case.resolved_by) == ("resolved", "tanaka", "tanaka")

@@ -204,6 +204,20 @@ def test_a_reply_is_recognised_by_the_token_when_the_headers_are_gone(ctx: Conte
         assert (conf.status, conf.message_id) == ("confirmed", reply.id)
 
 
+def test_a_reply_to_the_reminder_confirms_too(ctx: Context) -> None:
+    registered(ctx)
+    conf_id = confirm_for(ctx, "sato.hanako@sakura.example.jp", days_ago=8)
+    with ctx.sessions.begin() as s:
+        confirmation.remind_due(s, load_settings())
+        reminder = s.get(m.Confirmation, conf_id).mails[-1]
+        reminder.status = "sent"
+        subject, mid = reminder.subject, reminder.message_id
+    reply = received(ctx, mail("sato.hanako@sakura.example.jp", f"Re: {subject}", "届きました", In_Reply_To=mid))
+    assert (reply.kind, reply.status) == ("confirmation", "done")
+    with ctx.sessions() as s:
+        assert s.get(m.Confirmation, conf_id).status == "confirmed"
+
+
 def test_a_mail_that_only_looks_like_a_reply_is_left_to_the_intake(ctx: Context) -> None:
     registered(ctx)
     other = received(ctx, mail("x@example.jp", "Re: 研修会のご案内", "参加します", In_Reply_To="<abc@example.jp>"))
