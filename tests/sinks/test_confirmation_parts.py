@@ -24,7 +24,7 @@ from renraku.sinks import models as m
 from renraku.sinks.export import export
 from renraku.sinks.outbox import send_due
 from renraku.sinks.queue import Actor, approve, override_finding
-from renraku.sinks.registry import import_csv
+from renraku.sinks.registry import export_csv, import_csv
 from renraku.validators import load_rule_config
 
 BOSS, CLERK = Actor("鈴木", "supervisor"), Actor("田中", "reviewer")
@@ -255,6 +255,11 @@ def test_a_lost_device_case_follows_the_person_until_resolved(ctx: Context, tmp_
     with open(tmp_path / "out" / "staff.csv", encoding="utf-8") as fh:
         staff = {r["email"]: r["suspended"] for r in csv.DictReader(fh)}
     assert staff == {"sato.hanako@sakura.example.jp": "True", "takahashi@sakura.example.jp": "False"}
+    with ctx.sessions() as s:
+        export_csv(s, tmp_path / "registry.csv")
+    with open(tmp_path / "registry.csv", encoding="utf-8") as fh:
+        assert {r["email"]: r["suspended"] for r in csv.DictReader(fh)} == {
+            "sato.hanako@sakura.example.jp": "○", "takahashi@sakura.example.jp": ""}
 
     with ctx.sessions.begin() as s, pytest.raises(DecisionRefused, match="依頼先"):
         cases.request_suspension(s, case_id, " ", CLERK)
