@@ -198,17 +198,19 @@ def record_message(session: Session, result: DocumentResult, sheets: list[m.Shee
 
     doc = document_by_sha(session, result.sha256)
     assert doc is not None
+    text = normalize.compact(f"{mail.subject}\n{mail.body}")
+    lost = [k for k in keywords if normalize.compact(k) in text]
     verdict = confirmation.recognise(session, result.data, mail.sender, mail.subject, mail.body)
-    if verdict is not None:  # a reply to a 送受信確認, or a bounce of one
+    if verdict is not None and not (lost and verdict.action == "confirm"):  # a reply or bounce of a 送受信確認
         message = _message(session, doc, mail, batch, kind=verdict.kind, urgent=False, note=verdict.note,
                            status="done" if verdict.done else "open")
         confirmation.apply(session, verdict, message)
         return message
-    text = normalize.compact(f"{mail.subject}\n{mail.body}")
-    lost = [k for k in keywords if normalize.compact(k) in text]
     forms = [s for s in sheets if s.form_id not in ("cover", "unknown")]
-    if lost:
+    if lost:  # even in a reply to a 送受信確認: the report comes first, and it confirms nothing
         kind, urgent, note = "lost_device", True, "端末の紛失・盗難の報告です（至急対応）"
+        if verdict is not None:
+            note += f"。{verdict.note}。送受信確認の返信でもありますが、確認はしていません"
     elif forms:
         return None  # an ordinary application by mail: its sheets are the record
     else:

@@ -218,6 +218,20 @@ def test_a_reply_to_the_reminder_confirms_too(ctx: Context) -> None:
         assert s.get(m.Confirmation, conf_id).status == "confirmed"
 
 
+def test_a_lost_device_report_in_a_reply_stays_urgent_and_confirms_nothing(ctx: Context) -> None:
+    registered(ctx)
+    conf_id = confirm_for(ctx, "sato.hanako@sakura.example.jp")
+    with ctx.sessions() as s:
+        first = s.get(m.Confirmation, conf_id).mails[0]
+    reply = received(ctx, mail("sato.hanako@sakura.example.jp", f"Re: {first.subject}",
+                               "実は昨日スマートフォンを紛失しました", In_Reply_To=first.message_id))
+    assert (reply.kind, reply.urgent, reply.status) == ("lost_device", True, "open")
+    assert "送受信確認の返信でもありますが、確認はしていません" in reply.note
+    with ctx.sessions() as s:
+        assert s.get(m.Confirmation, conf_id).status == "sent"
+        assert s.scalars(select(m.Case.staff_id)).one() == person(s, "sato.hanako@sakura.example.jp").id
+
+
 def test_a_mail_that_only_looks_like_a_reply_is_left_to_the_intake(ctx: Context) -> None:
     registered(ctx)
     other = received(ctx, mail("x@example.jp", "Re: 研修会のご案内", "参加します", In_Reply_To="<abc@example.jp>"))
