@@ -272,19 +272,23 @@ def _bounce_report(msg: MimeMessage, config: dict[str, Any]) -> tuple[bool, bool
         not _sender(msg) and any(w.lower() in subject.lower() for w in bounce.get("subjects", [])))
     if not (report or daemon):
         return False, False, ""
-    texts, actions = [], []
-    for part in msg.walk():
-        kind = part.get_content_type()
-        if kind == "message/delivery-status":
-            for block in part.get_payload() if part.is_multipart() else [part]:
-                raw = block.as_string() if hasattr(block, "as_string") else str(block)
-                actions += [a.strip().lower() for a in re.findall(r"(?im)^Action:\s*(\S+)", raw)]
-        elif kind in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
-            texts.append(part.as_string())
-        elif not part.is_multipart():
-            payload = part.get_payload(decode=True)
-            if isinstance(payload, bytes):
-                texts.append(payload.decode("utf-8", "replace"))
+    texts: list[str] = []
+    actions: list[str] = []
+    try:
+        for part in msg.walk():
+            kind = part.get_content_type()
+            if kind == "message/delivery-status":
+                for block in part.get_payload() if part.is_multipart() else [part]:
+                    raw = block.as_string() if hasattr(block, "as_string") else str(block)
+                    actions += [a.strip().lower() for a in re.findall(r"(?im)^Action:\s*(\S+)", raw)]
+            elif kind in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
+                texts.append(part.as_string())
+            elif not part.is_multipart():
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    texts.append(payload.decode("utf-8", "replace"))
+    except Exception:  # a malformed report is still a bounce; what could be read is used
+        pass
     text = "\n".join(texts)
     actions = actions or [a.strip().lower() for a in re.findall(r"(?im)^Action:\s*(\S+)", text)]
     failed = not actions or any(a in ("failed", "failure") for a in actions)
