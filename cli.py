@@ -20,6 +20,8 @@ def _print_report(report, verbose: bool) -> None:  # type: ignore[no-untyped-def
     print(f"  sheets read: {report.sheets} ({report.forms} forms), fields: {report.fields} "
           f"({report.flagged} flagged for review), applications: {report.applications}, "
           f"findings: {report.findings}, messages: {report.messages} ({len(report.urgent)} urgent)")
+    if report.mails_sent or report.mails_waiting:
+        print(f"  confirmation mails sent: {report.mails_sent}, waiting: {report.mails_waiting}")
     for item in report.items:
         if item.status == "duplicate" and not verbose:
             continue  # counted above; -v lists them
@@ -133,6 +135,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     _print_report(report, args.verbose)
     return 1 if report.count("failed") else 0
+
+
+def _cmd_mcs_export(args: argparse.Namespace) -> int:
+    from renraku.context import open_context
+    from renraku.sinks import mcs
+    from renraku.sinks.queue import SUPERVISOR, Actor
+
+    with open_context() as ctx, ctx.sessions.begin() as session:
+        record, data = mcs.export(session, ctx.settings, Actor(args.actor, SUPERVISOR), again=args.again)
+        out = Path(args.out)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # names and addresses: private
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        print(f"MCS list {record.id}{' (again)' if args.again else ''}: {record.rows} people written to {out}")
+    return 0
+
+
+def _cmd_mcs_issued(args: argparse.Namespace) -> int:
+    from renraku.context import open_context
+    from renraku.sinks import mcs
+    from renraku.sinks.queue import SUPERVISOR, Actor
+
+    with open_context() as ctx, ctx.sessions.begin() as session:
+        record = mcs.mark_issued(session, args.export, Actor(args.actor, SUPERVISOR))
+        print(f"MCS list {record.id}: IDs of {record.rows} people recorded as issued")
+    return 0
 
 
 def _serve_ui(host: str, port: int) -> None:
@@ -314,6 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
                  "renraku registry export --out registry.csv")
     r.add_argument("--out", required=True, metavar="FILE.csv")
     r.set_defaults(func=_cmd_registry_export)
+
+    p = _command(sub, "mcs", "the MCS account list: confirmed addresses, for creating accounts",
+                 "renraku mcs export --out mcs-list.csv")
+    msub = p.add_subparsers(dest="mcs_command", required=True)
+    e = _command(msub, "export", "write the people confirmed since the last list (and mark them)",
+                 "renraku mcs export --out mcs-list.csv")
+    e.add_argument("--out", required=True, metavar="FILE.csv")
+    e.add_argument("--again", type=int, metavar="N", help="write list N once more instead of a new one")
+    e.add_argument("--actor", default="cli", help="who exports (for the audit log)")
+    e.set_defaults(func=_cmd_mcs_export)
+    i = _command(msub, "issued", "record that the IDs of list N were sent to the people", "renraku mcs issued 3")
+    i.add_argument("export", type=int, metavar="N")
+    i.add_argument("--actor", default="cli", help="who records it (for the audit log)")
+    i.set_defaults(func=_cmd_mcs_issued)
 
     p = _command(sub, "audit", "the audit log", "renraku audit verify")
     asub = p.add_subparsers(dest="audit_command", required=True)

@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     notify_from: str = "renraku@localhost"
     notify_to: str | None = Field(None, description="至急の通知（紛失・盗難）の宛先: 事務局のアドレス")
 
+    confirmation_config: Path = Field(PACKAGE_DIR / "sinks" / "confirmation.toml",
+                                      description="送受信確認メールの文面と不達通知の見分け方")
+    mcs_config: Path = Field(PACKAGE_DIR / "sinks" / "mcs.toml", description="MCS アカウント一覧の列")
+    confirm_remind_days: float = Field(7, description="返信がないとき再送（催促）するまでの日数 N")
+    confirm_overdue_days: float = Field(14, description="返信がないとき期限切れとして一覧に出すまでの日数 M")
+    confirm_copy_to_self: bool = Field(True, description="確認メールの控えを事務局のアドレス（notify_from）にも送る")
+    outbox_retry_seconds: float = Field(300,
+                                        description="送信に失敗したメールを再び試すまでの秒数（回ごとに倍、上限6時間）")
+
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.home / 'renraku.db'}"

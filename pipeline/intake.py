@@ -78,4 +78,24 @@ def run_once(ctx: Context, *, wait: bool = True) -> BatchReport | None:
                 except RenrakuError as exc:  # one source down must not stop the other
                     log.error("%s source failed: %s", name, exc.code)
                     batch.report.items.append(ItemOutcome(name, "", "failed", exc.reason))
+            send_mail(ctx, batch)
         return batch.report
+
+
+def send_mail(ctx: Context, batch: Batch) -> None:
+    """After the inbox was read (replies first): queue due reminders, then send what waits."""
+    from renraku.sinks.confirmation import remind_due
+    from renraku.sinks.outbox import send_due
+
+    try:
+        with ctx.sessions.begin() as session:
+            remind_due(session, ctx.settings)
+    except RenrakuError as exc:  # an unusable mail text: the mails already written still go out
+        log.error("confirmation mails: %s", exc.code)
+        batch.report.items.append(ItemOutcome("confirmation", "", "failed", exc.reason))
+    sent = send_due(ctx.sessions, ctx.settings)
+    batch.report.mails_sent += len(sent.sent)
+    batch.report.mails_waiting += len(sent.deferred)
+    if sent.error and sent.deferred:
+        reason = f"{sent.error}: {len(sent.deferred)} 通は次回に送信"
+        batch.report.items.append(ItemOutcome("smtp", "", "failed", reason))

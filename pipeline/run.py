@@ -67,6 +67,8 @@ class BatchReport:
     findings: int = 0
     messages: int = 0
     urgent: list[str] = field(default_factory=list)
+    mails_sent: int = 0  # 送受信確認 mails handed to the SMTP server by this run
+    mails_waiting: int = 0  # and those left for a later run (server down)
     seconds: float = 0.0
 
     def count(self, status: str) -> int:
@@ -79,7 +81,8 @@ class BatchReport:
             "unreadable": self.count("unreadable"), "failed": self.count("failed"),
             "sheets": self.sheets, "forms": self.forms, "fields": self.fields, "flagged": self.flagged,
             "applications": self.applications, "findings": self.findings, "messages": self.messages,
-            "urgent": len(self.urgent), "seconds": round(self.seconds, 3),
+            "urgent": len(self.urgent), "mails_sent": self.mails_sent, "mails_waiting": self.mails_waiting,
+            "seconds": round(self.seconds, 3),
         }
 
 

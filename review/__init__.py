@@ -51,7 +51,7 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.extensions["renraku"] = ctx
     CSRFProtect(app)
-    from renraku.review import auth, desk, errors, security, views
+    from renraku.review import auth, confirmations, desk, errors, security, views
 
     errors.install(app)  # before the blueprints: their routes use its bounded <int:…>
     security.install_headers(app, ctx.settings)
@@ -59,4 +59,5 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     auth.init(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(confirmations.bp)
     return app

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from renraku.errors import DecisionRefused, PermissionDenied
 from renraku.review import desk
 from renraku.review.auth import ROLE_NAMES, role_required
+from renraku.review.confirmations import annotate_queue
 from renraku.sinks import audit
 from renraku.sinks import models as m
 from renraku.sinks.export import application_record, csv_safe, export, sheet_record, xlsx_bytes
@@ -37,8 +38,9 @@ from renraku.validators.common import label
 
 bp = Blueprint("views", __name__)
 STATUS_NAMES = {"incomplete": "不足あり", "needs_review": "要確認", "ready": "承認待ち", "approved": "承認済み",
-                "rejected": "却下", "open": "未対応", "done": "対応済み"}
-KIND_NAMES = {"new_facility": "新規申込", "staff_change": "変更届", "lost_device": "紛失・盗難", "other": "メール"}
+                "rejected": "却下", "open": "未対応", "done": "対応済み", "attention": "確認メール要対応"}
+KIND_NAMES = {"new_facility": "新規申込", "staff_change": "変更届", "lost_device": "紛失・盗難", "other": "メール",
+              "confirmation": "確認の返信", "bounce": "不達通知"}
 FORM_NAMES = {"usage_application": "利用申込書", "staff_registration": "登録申請書（利用者一覧）",
               "facility_pledge": "誓約書", "staff_change": "従事者登録変更通知書", "cover": "送付状", "unknown": "不明"}
 CROP_MARGIN = 12
@@ -96,10 +98,11 @@ def queue() -> Any:
                          "title": msg.subject or "（件名なし）", "status": msg.status, "urgent": msg.urgent,
                          "errors": 0, "warnings": 0, "missing": [], "received": msg.created_at,
                          "channels": {msg.document.channel}, "batch": msg.batch_id, "flagged": 0})
+        annotate_queue(s, rows)  # lost-device cases; approved applications whose addresses bounced
     counts = defaultdict(int)
     for r in rows:
         counts[r["status"]] += 1
-    open_states = {"incomplete", "needs_review", "ready", "open"}
+    open_states = {"incomplete", "needs_review", "ready", "open", "attention"}
     shown = [r for r in rows
              if (status == "all" or (status == "open" and r["status"] in open_states) or r["status"] == status)
              and (not kind or r["kind"] == kind) and (not channel or channel in r["channels"])

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, selectinload
 from renraku.sinks import models as m
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may take as the start of a formula
-STAFF_COLUMNS = ["facility_name", "name", "name_kana", "job", "admin", "email", "source", "registered_on"]
+STAFF_COLUMNS = ["facility_name", "name", "name_kana", "job", "admin", "email", "source", "registered_on",
+                 "suspended"]
 
 
 @dataclass
@@ -63,13 +64,17 @@ def application_record(app: m.Application) -> dict[str, Any]:
 
 
 def approved_staff(session: Session) -> Iterator[dict[str, Any]]:
-    """The registry's active staff: imported, or added by approved applications."""
+    """The registry's active staff: imported, or added by approved applications; `suspended` while a
+    lost-device case about them is open."""
+    from renraku.sinks.cases import suspended_staff
+
+    suspended = suspended_staff(session)
     staff = session.scalars(select(m.Staff).where(m.Staff.active).order_by(m.Staff.id)
                             .options(selectinload(m.Staff.facility)))
     for s in staff:
         yield {"facility_name": s.facility.name, "name": s.name, "name_kana": s.name_kana, "job": s.job,
                "admin": s.admin, "email": s.email, "source": s.source,
-               "registered_on": s.registered_on.isoformat() if s.registered_on else ""}
+               "registered_on": s.registered_on.isoformat() if s.registered_on else "", "suspended": s.id in suspended}
 
 
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -311,3 +311,105 @@ class LoginFailure(Base):
     name_hash: Mapped[str] = mapped_column(String(64), index=True)
     address: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Confirmation(Base):
+    """The 送受信確認 of one address (SPEC §5): queued on approval, sent, then confirmed or bounced.
+
+    `token` is unguessable and used once; overdue is not stored but follows from `sent_at`.
+    """
+
+    __tablename__ = "confirmations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting|sent|confirmed|bounced|cancelled
+    reason: Mapped[str] = mapped_column(Text, default="")  # why bounced or cancelled (Japanese)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # confirmed or bounced
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))  # the reply or bounce that decided it
+    mcs_export_id: Mapped[int | None] = mapped_column(ForeignKey("mcs_exports.id"))
+
+    staff: Mapped[Staff] = relationship()
+    application: Mapped[Application | None] = relationship()
+    message: Mapped[Message | None] = relationship()
+    mcs_export: Mapped[McsExport | None] = relationship()
+    mails: Mapped[list[OutboxMail]] = relationship(back_populates="confirmation", order_by="OutboxMail.id")
+
+    @property
+    def public_id(self) -> str:
+        return f"C{self.id:06d}"
+
+
+class OutboxMail(Base):
+    """A mail renraku sends, kept until the SMTP server took it (and after, as the record of the send).
+
+    The Message-ID is fixed when the mail is queued and the attempt is committed before the SMTP
+    conversation, so a crash between the server's acceptance and our commit leaves a row in
+    `sending` that the next run resends with the same Message-ID and token (never a new token).
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    confirmation_id: Mapped[int] = mapped_column(ForeignKey("confirmations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # confirmation | reminder
+    template: Mapped[str] = mapped_column(String(40))
+    to_addr: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    references: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | sending | sent | failed | cancelled
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    confirmation: Mapped[Confirmation] = relationship(back_populates="mails")
+
+
+class McsExport(Base):
+    """One MCS account list written (step ③): who wrote it, how many people, and when IDs were issued."""
+
+    __tablename__ = "mcs_exports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    by: Mapped[str] = mapped_column(String(80))
+    rows: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    issued_by: Mapped[str | None] = mapped_column(String(80))
+
+
+class Case(Base):
+    """A lost or stolen device (紛失・盗難): received → suspension requested → resolved.
+
+    While a case is not resolved its person shows as suspended in the registry and the exports.
+    """
+
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    linked_by: Mapped[str | None] = mapped_column(String(80))  # "sender" or the reviewer who chose the person
+    state: Mapped[str] = mapped_column(String(30), default="received")  # received | suspension_requested | resolved
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    requested_by: Mapped[str | None] = mapped_column(String(80))
+    request_note: Mapped[str] = mapped_column(Text, default="")  # whom at the operator, how
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str | None] = mapped_column(String(80))
+    resolution_note: Mapped[str] = mapped_column(Text, default="")
+
+    message: Mapped[Message] = relationship()
+    staff: Mapped[Staff | None] = relationship()
+
+    @property
+    def public_id(self) -> str:
+        return f"K{self.id:06d}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 
 from renraku.config import Settings
@@ -20,13 +22,9 @@ def _context(settings: Settings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(settings.smtp_cafile) if settings.smtp_cafile else None)
 
 
-def send_mail(settings: Settings, to: str, subject: str, body: str) -> None:
-    """One e-mail over SMTP (implicit TLS, STARTTLS or plain on a trusted network)."""
-    msg = EmailMessage()
-    msg["From"] = settings.notify_from
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg.set_content(body)
+@contextmanager
+def smtp_connection(settings: Settings) -> Iterator[smtplib.SMTP]:
+    """One SMTP session (implicit TLS, STARTTLS or plain on a trusted network), logged in if asked."""
     assert settings.smtp_host
     if settings.smtp_tls == "ssl":
         smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, context=_context(settings),
@@ -38,6 +36,17 @@ def send_mail(settings: Settings, to: str, subject: str, body: str) -> None:
             smtp.starttls(context=_context(settings))
         if settings.smtp_user and settings.smtp_password:
             smtp.login(settings.smtp_user, settings.smtp_password.get_secret_value())
+        yield smtp
+
+
+def send_mail(settings: Settings, to: str, subject: str, body: str) -> None:
+    """One e-mail over SMTP."""
+    msg = EmailMessage()
+    msg["From"] = settings.notify_from
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(body)
+    with smtp_connection(settings) as smtp:
         smtp.send_message(msg)
 
 

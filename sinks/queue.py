@@ -17,6 +17,7 @@ from renraku.errors import DecisionRefused, PermissionDenied
 from renraku.extractors.templates import MARK_KINDS
 from renraku.sinks import audit
 from renraku.sinks import models as m
+from renraku.sinks.confirmation import queue_for_application
 from renraku.sinks.records import application_status, application_view, revalidate
 from renraku.sinks.registry import apply_application
 from renraku.validators import load_rule_config
@@ -26,6 +27,8 @@ CAN = {
     "correct": {REVIEWER, SUPERVISOR},
     "decide": {SUPERVISOR},
     "override": {SUPERVISOR},
+    "case": {REVIEWER, SUPERVISOR},
+    "mcs": {SUPERVISOR},
 }
 
 
@@ -35,7 +38,7 @@ class Actor:
     role: str
 
 
-def _allow(actor: Actor, action: str) -> None:
+def allow(actor: Actor, action: str) -> None:
     if actor.role not in CAN[action]:
         raise PermissionDenied(f"{actor.role} の権限ではこの操作はできません")
 
@@ -51,7 +54,7 @@ def value_for(kind: str, value: Any) -> Any:
 def correct_field(session: Session, field_id: int, value: Any, actor: Actor,
                   config: dict[str, Any] | None = None) -> m.Field:
     """A person's value for a field (or their confirmation of the value read, if equal)."""
-    _allow(actor, "correct")
+    allow(actor, "correct")
     field = session.get(m.Field, field_id)
     if field is None:
         raise KeyError(field_id)
@@ -77,7 +80,7 @@ def correct_field(session: Session, field_id: int, value: Any, actor: Actor,
 
 
 def override_finding(session: Session, finding_id: int, reason: str, actor: Actor) -> m.Finding:
-    _allow(actor, "override")
+    allow(actor, "override")
     finding = session.get(m.Finding, finding_id)
     if finding is None:
         raise KeyError(finding_id)
@@ -96,7 +99,7 @@ def override_finding(session: Session, finding_id: int, reason: str, actor: Acto
 def approve(session: Session, application_id: int, actor: Actor, *, config: dict[str, Any] | None = None,
             today: dt.date | None = None) -> m.Application:
     """Approve and apply to the registry; refused while errors are open or fields unchecked."""
-    _allow(actor, "decide")
+    allow(actor, "decide")
     config = config if config is not None else load_rule_config()
     app = session.get(m.Application, application_id)
     if app is None:
@@ -114,13 +117,15 @@ def approve(session: Session, application_id: int, actor: Actor, *, config: dict
         raise DecisionRefused(f"確認待ちの項目が {len(unchecked)} 件あります")
     apply_application(session, app, application_view(app), config, today or dt.date.today())
     app.status, app.decided_by, app.decided_at = "approved", actor.name, m.utcnow()
+    confirmations = queue_for_application(session, app)  # 送受信確認: queued now, sent by the scheduled run
     audit.record(session, actor.name, "approve", f"application:{app.public_id}",
-                 {"kind": app.kind, "overridden": [f.rule for f in app.findings if f.overridden_by]})
+                 {"kind": app.kind, "overridden": [f.rule for f in app.findings if f.overridden_by],
+                  "confirmations": [c.public_id for c in confirmations]})
     return app
 
 
 def reject(session: Session, application_id: int, reason: str, actor: Actor) -> m.Application:
-    _allow(actor, "decide")
+    allow(actor, "decide")
     app = session.get(m.Application, application_id)
     if app is None:
         raise KeyError(application_id)

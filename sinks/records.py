@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from renraku import normalize
 from renraku.pipeline.grouping import NEW_FACILITY_FORMS, facility_identity, facility_name, group_sheets
+from renraku.pipeline.mail import MailContent
 from renraku.pipeline.read import DocumentResult, PageResult
 from renraku.sinks import models as m
 from renraku.validators import ApplicationView, SheetView, check, load_rule_config
@@ -193,13 +194,23 @@ def record_message(session: Session, result: DocumentResult, sheets: list[m.Shee
     mail = result.message
     if mail is None:
         return None
+    from renraku.sinks import cases, confirmation
+
     doc = document_by_sha(session, result.sha256)
     assert doc is not None
     text = normalize.compact(f"{mail.subject}\n{mail.body}")
     lost = [k for k in keywords if normalize.compact(k) in text]
+    verdict = confirmation.recognise(session, result.data, mail.sender, mail.subject, mail.body)
+    if verdict is not None and not (lost and verdict.action == "confirm"):  # a reply or bounce of a 送受信確認
+        message = _message(session, doc, mail, batch, kind=verdict.kind, urgent=False, note=verdict.note,
+                           status="done" if verdict.done else "open")
+        confirmation.apply(session, verdict, message)
+        return message
     forms = [s for s in sheets if s.form_id not in ("cover", "unknown")]
-    if lost:
+    if lost:  # even in a reply to a 送受信確認: the report comes first, and it confirms nothing
         kind, urgent, note = "lost_device", True, "端末の紛失・盗難の報告です（至急対応）"
+        if verdict is not None:
+            note += f"。{verdict.note}。送受信確認の返信でもありますが、確認はしていません"
     elif forms:
         return None  # an ordinary application by mail: its sheets are the record
     else:
@@ -213,8 +224,16 @@ def record_message(session: Session, result: DocumentResult, sheets: list[m.Shee
             note = "様式の添付がないメールです"
         if mail.notes:
             note += "（" + "、".join(mail.notes) + "）"
+    message = _message(session, doc, mail, batch, kind=kind, urgent=urgent, note=note)
+    if kind == "lost_device":
+        cases.open_case(session, message, mail.sender)
+    return message
+
+
+def _message(session: Session, doc: m.Document, mail: MailContent, batch: m.Batch, *, kind: str, urgent: bool,
+             note: str, status: str = "open") -> m.Message:
     message = m.Message(document_id=doc.id, kind=kind, urgent=urgent, subject=mail.subject[:500],
-                        sender=mail.sender[:500], sent=mail.date[:100], note=note, batch_id=batch.id)
+                        sender=mail.sender[:500], sent=mail.date[:100], note=note, status=status, batch_id=batch.id)
     session.add(message)
     session.flush()
     return message

@@ -200,23 +200,28 @@ def _upsert_staff(session: Session, facility: m.Facility, person: dict[str, Any]
 
 
 def export_rows(session: Session) -> Iterator[dict[str, Any]]:
+    """The import columns, and `suspended` (○ while a lost-device case is open; import ignores it)."""
+    from renraku.sinks.cases import suspended_staff
+
+    suspended = suspended_staff(session)
     for f in session.scalars(select(m.Facility).order_by(m.Facility.id).options(selectinload(m.Facility.staff))):
         base = {"facility_name": f.name, "facility_kana": f.name_kana, "postal_code": f.postal_code,
                 "address": f.address, "phone": f.phone}
         active = [s for s in f.staff if s.active]
         if not active:
-            yield base | {c: "" for c in COLUMNS[5:]}
+            yield base | {c: "" for c in COLUMNS[5:]} | {"suspended": ""}
         for s in active:
             yield base | {"staff_name": s.name, "staff_kana": s.name_kana, "job": s.job,
                           "admin": "○" if s.admin else "", "email": s.email,
-                          "registered_on": s.registered_on.isoformat() if s.registered_on else ""}
+                          "registered_on": s.registered_on.isoformat() if s.registered_on else "",
+                          "suspended": "○" if s.id in suspended else ""}
 
 
 def export_csv(session: Session, out: Path) -> int:
     """Write the registry in the import format (so it can be imported again)."""
     rows_ = list(export_rows(session))
     with open(out, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, "suspended"])
         writer.writeheader()
         writer.writerows(rows_)
     return len(rows_)

@@ -51,6 +51,7 @@ IMAP_PASSWORD = "renraku-test-password"
 MAIL_DOMAIN = "renraku.test"
 IMAP_ADDRESS = f"{IMAP_USER}@{MAIL_DOMAIN}"  # the same mailbox, as an e-mail address (LMTP)
 CAPTURE_ADDRESS = "capture@capture.renraku.test"  # postfix copies every accepted message here
+REFUSED_ADDRESS = "nobody@refused.renraku.test"  # postfix refuses this recipient for good (550), at RCPT
 HARNESS_ID = "renraku-test-harness"  # sent with ID by the harness's own sessions, left out of logs
 HOST = "127.0.0.1"
 # dovecot treats a client whose address equals the server's as secure and lets it log in without
@@ -986,7 +987,8 @@ relay_transport = {lmtp}
 always_bcc = {CAPTURE_ADDRESS}
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
-smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated, reject
+smtpd_recipient_restrictions = check_recipient_access inline:{{ {{ {REFUSED_ADDRESS} = 550 5.1.1 no such user }} }},
+  permit_mynetworks, permit_sasl_authenticated, reject
 # SMTP AUTH (the secretariat's IMAP user and password) is offered after STARTTLS, and optional.
 smtpd_sasl_auth_enable = yes
 smtpd_sasl_type = dovecot

@@ -13,7 +13,8 @@ from tests.review.conftest import login, token_for
 def test_every_page_and_image_refuses_an_anonymous_request(app, data) -> None:
     client = app.test_client()
     ids = {"app_id": data["app"], "field_id": data["field"], "page_id": data["page"], "finding_id": data["finding"],
-           "batch_id": data["batch"], "message_id": 1, "document_id": 1, "fmt": "csv"}
+           "batch_id": data["batch"], "message_id": 1, "document_id": 1, "fmt": "csv",
+           "conf_id": 1, "export_id": 1, "case_id": 1, "action": "link"}
     checked = 0
     for rule in app.url_map.iter_rules():
         if rule.endpoint in ("static", "auth.login"):
