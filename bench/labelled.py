@@ -84,6 +84,14 @@ def open_field(path: str) -> bool:
     return path.rsplit(".", 1)[-1] in OPEN_FIELDS and not path.startswith("facility_type.")
 
 
+def field_kind(path: str) -> str:
+    """A field path without its row (staff[2].name: name; the people's names all: name)."""
+    last = path.split("].", 1)[-1]
+    if last in ("representative_name", "contact_name", "notifier_name"):
+        return "name"
+    return "email" if last == "contact_email" else last
+
+
 def changed_from_raw(path: str, value: Any, raw: str) -> bool:
     """Does a field's value differ from what OCR read (its raw text), beyond normalisation? On an
     open field that is a repair, a dictionary or a vote at work."""

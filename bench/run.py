@@ -27,11 +27,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from renraku.bench.labelled import CHANNELS, LabelledPage, changed_from_raw, load_set, open_field, same
+from renraku.bench.labelled import (
+    CHANNELS,
+    LabelledPage,
+    changed_from_raw,
+    field_kind,
+    load_set,
+    open_field,
+    same,
+)
 
 
 def _measure_one(files: list[str], home: str, export_dir: str) -> None:
@@ -118,14 +126,15 @@ def _baseline_seconds(pages: list[LabelledPage], limit: int) -> tuple[float, flo
     return (total / done if done else 0.0), (single / done if done else 0.0), done
 
 
-def score(pages: list[LabelledPage], export_dir: Path,
-          wrong: list[dict[str, Any]] | None = None) -> dict[tuple[str, str], dict[str, float]]:
+def score(pages: list[LabelledPage], export_dir: Path, wrong: list[dict[str, Any]] | None = None,
+          by_field: dict[tuple[str, str, str], Counter] | None = None) -> dict[tuple[str, str], dict[str, float]]:
     """The acceptance measures per (channel, style), the way score.py counts them.
 
     On generated sets that label their fields (truth `values`, `oov`), the field measures are
     also counted apart for values in and out of the reader's lists (keys prefixed `in_`, `oov_`),
     with `changed_auto`: accepted open fields whose value is not what OCR read (a repair, a
-    dictionary or a vote changed it). Wrong accepted fields are appended to `wrong`."""
+    dictionary or a vote changed it). Wrong accepted fields are appended to `wrong`; `by_field`
+    counts the same per (style, side, field kind)."""
     sheets = {}
     for line in (export_dir / "sheets.jsonl").read_text(encoding="utf-8").splitlines():
         s = json.loads(line)
@@ -153,6 +162,10 @@ def score(pages: list[LabelledPage], export_dir: Path,
             if split:
                 _count_split(c, split, path, truth, value, review, right,
                              raws.get((p.sha256, p.page, path), ""))
+                if by_field is not None and p.degrade != "typed_pdf" and str(truth).strip() and \
+                        not isinstance(truth, bool):
+                    k = by_field[(p.style, split, field_kind(path))]
+                    k.update(fields=1, ok=right, auto=not review, wrong=not review and not right)
             if not review and not right and wrong is not None:
                 wrong.append({"file": p.file, "page": p.page, "set_id": p.set_id, "degrade": p.degrade,
                               "style": p.style, "split": split, "path": path, "truth": truth, "value": value,
@@ -237,6 +250,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     splits: list[tuple[str, list[dict[str, Any]]]] = []
+    by_field: dict[str, dict[tuple[str, str, str], Counter]] = defaultdict(lambda: defaultdict(Counter))
     wrong: list[dict[str, Any]] = []
     header = (f"{'set':10} {'channel':13} {'style':5} {'pages':>5} {'class%':>7} {'field%':>7} {'mark%':>7} "
               f"{'fill%':>6} {'STP%':>6} {'autoP%':>7} {'s/page':>7} {'tess s/p':>8} {'ratio':>6} "
@@ -256,7 +270,7 @@ def main() -> None:
                                       f"{tmp}/home", f"{tmp}/export"], capture_output=True, text=True, check=True)
                 measured = json.loads(run.stdout.strip().splitlines()[-1])
                 found: list[dict[str, Any]] = []
-                counts = score(channel_pages, Path(tmp) / "export", found)
+                counts = score(channel_pages, Path(tmp) / "export", found, by_field[set_dir.name])
             wrong += [{"set": set_dir.name, **w} for w in found]
             splits.append((set_dir.name, split_rows(counts)))
             n_pages = len({(p.sha256, p.page) for p in channel_pages})
@@ -292,6 +306,14 @@ def main() -> None:
         for name, rows in splits:
             print_split(name, rows)
             results |= {f"{name}/{r['degrade']}/{r['style']}/{r['split']}": r for r in rows}
+    if any(by_field.values()):
+        print("\nBy field, image channels together (fields, exact %, accepted %, wrong accepted)")
+        for name, table in by_field.items():
+            for (style, split, kind), k in sorted(table.items()):
+                n = k["fields"]
+                print(f"{name[:10]:10} {style:5} {split:5} {kind:22} {n:5} {100 * k['ok'] / n:7.2f} "
+                      f"{100 * k['auto'] / n:7.2f} {k['wrong']:4}")
+                results[f"{name}/fields/{style}/{split}/{kind}"] = dict(k)
     if wrong:
         print("\nWrong values accepted without review:")
         for w in wrong:

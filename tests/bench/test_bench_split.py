@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from renraku.bench.labelled import LabelledPage, changed_from_raw
@@ -40,12 +41,16 @@ def test_in_and_out_of_vocabulary_fields_are_counted_apart(tmp_path: Path) -> No
     }, {"facility_name": "あすなろ眼科医院", "address": "栃木県那須町大字寺子1番地",
         "contact_email": "hanakosato@k-mobile.example.jp"})
     wrong: list[dict] = []
-    rows = {r["split"]: r for r in split_rows(score([page], export, wrong))}
+    by_field: dict = defaultdict(Counter)
+    rows = {r["split"]: r for r in split_rows(score([page], export, wrong, by_field))}
     assert rows["oov"]["fields"] == 3 and rows["oov"]["auto_fields"] == 3 and rows["oov"]["auto_wrong"] == 2
     assert rows["oov"]["changed_auto"] == 1 and rows["oov"]["changed_auto_wrong"] == 1  # the mended kind
     assert rows["in"]["fields"] == 2 and rows["in"]["stp"] == 0.5 and rows["in"]["auto_precision"] == 1.0
     assert {(w["path"], w["split"], w["value"]) for w in wrong} == {
         ("facility_name", "oov", "あすなろ歯科医院"), ("contact_email", "oov", "hanakosato@k-mobile.example.jp")}
+    assert by_field[("typed", "oov", "facility_name")] == Counter(fields=1, auto=1, wrong=1)
+    assert by_field[("typed", "oov", "address")] == Counter(fields=1, ok=1, auto=1)
+    assert by_field[("typed", "in", "name")] == Counter(fields=1, ok=1)  # the representative, sent to review
 
 
 def test_an_unlabelled_set_has_no_split(tmp_path: Path) -> None:
