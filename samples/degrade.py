@@ -277,8 +277,11 @@ _BAYER = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]
 
 def _dither(gray: np.ndarray, threshold: float, rng: random.Random) -> np.ndarray:
     """A fax machine in halftone mode: grey becomes a pattern of dots, and so do the edges of
-    strokes. Error diffusion (Floyd-Steinberg) or an ordered 4×4 Bayer screen; True where black."""
-    level = np.clip(gray * (0.5 / threshold), 0, 255)
+    strokes; white paper stays white (the machine takes the lightest tenth for paper, so sensor
+    noise does not print). Error diffusion (Floyd-Steinberg) or an ordered 4×4 Bayer screen; True
+    where black. The threshold bends the grey scale (a gamma) so that its grey dithers half black,
+    as a darker or lighter setting of the machine does."""
+    level = 255 * np.clip(gray / (0.9 * 255), 0, 1) ** (math.log(0.5) / math.log(threshold))
     if rng.random() < 0.5:
         return ~np.asarray(Image.fromarray(level.astype(np.uint8)).convert("1"))
     h, w = level.shape
