@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from renraku import normalize
+from renraku.config import PACKAGE_DIR
 from renraku.samples import generator as usual
 from renraku.samples.generator import Facility, Person
+from renraku.validators import RULES_FILE
 
-VALUES_DIR = Path(__file__).resolve().parent / "values"
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-VOCABULARY_FILE = PACKAGE_DIR / "extractors" / "vocabulary.toml"
-RULES_FILE = PACKAGE_DIR / "validators" / "rules.toml"
+VALUES_DIR = PACKAGE_DIR / "samples" / "values"
+VOCABULARY_FILE = PACKAGE_DIR / "extractors" / "vocabulary.toml"  # the reader's lists, read as data
 NAME_DICTIONARY = Path("/usr/share/mecab/dic/ipadic/Noun.name.csv")  # Debian mecab-ipadic, as reading.toml
 
 
