@@ -29,6 +29,7 @@ class LabelledPage:
     data: bytes = field(default=b"", repr=False)
     values: str = ""  # the value source of a generated set (usual | wide); "" where the set does not say
     oov: dict[str, str] = field(default_factory=dict)  # fields whose value no list of the reader holds: why
+    font: str = ""  # the font family it was written in (generated sets)
 
     def split(self, path: str) -> str:
         """Which side of the vocabulary split a field is on: oov, in, or "" for an unlabelled set."""
@@ -62,7 +63,8 @@ def load_set(directory: Path) -> list[LabelledPage]:
         name, data = cache[file]
         pages.append(LabelledPage(file, int(t["page"]), t["form_id"], t.get("set_id", ""), t.get("style", "typed"),
                                   t.get("degrade", "typed_pdf"), t.get("fields", {}), name,
-                                  hashlib.sha256(data).hexdigest(), data, t.get("values", ""), t.get("oov", {})))
+                                  hashlib.sha256(data).hexdigest(), data, t.get("values", ""), t.get("oov", {}),
+                                  t.get("font", "")))
     return pages
 
 

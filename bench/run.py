@@ -134,7 +134,7 @@ def score(pages: list[LabelledPage], export_dir: Path, wrong: list[dict[str, Any
     also counted apart for values in and out of the reader's lists (keys prefixed `in_`, `oov_`),
     with `changed_auto`: accepted open fields whose value is not what OCR read (a repair, a
     dictionary or a vote changed it). Wrong accepted fields are appended to `wrong`; `by_field`
-    counts the same per (style, side, field kind)."""
+    counts the same per (style, side, field kind) and per (style, side, "font:" font family)."""
     sheets = {}
     for line in (export_dir / "sheets.jsonl").read_text(encoding="utf-8").splitlines():
         s = json.loads(line)
@@ -164,8 +164,8 @@ def score(pages: list[LabelledPage], export_dir: Path, wrong: list[dict[str, Any
                              raws.get((p.sha256, p.page, path), ""))
                 if by_field is not None and p.degrade != "typed_pdf" and str(truth).strip() and \
                         not isinstance(truth, bool):
-                    k = by_field[(p.style, split, field_kind(path))]
-                    k.update(fields=1, ok=right, auto=not review, wrong=not review and not right)
+                    for key in ((p.style, split, field_kind(path)), (p.style, split, f"font:{p.font}")):
+                        by_field[key].update(fields=1, ok=right, auto=not review, wrong=not review and not right)
             if not review and not right and wrong is not None:
                 wrong.append({"file": p.file, "page": p.page, "set_id": p.set_id, "degrade": p.degrade,
                               "style": p.style, "split": split, "path": path, "truth": truth, "value": value,
@@ -307,7 +307,7 @@ def main() -> None:
             print_split(name, rows)
             results |= {f"{name}/{r['degrade']}/{r['style']}/{r['split']}": r for r in rows}
     if any(by_field.values()):
-        print("\nBy field, image channels together (fields, exact %, accepted %, wrong accepted)")
+        print("\nBy field and by font, image channels together (fields, exact %, accepted %, wrong accepted)")
         for name, table in by_field.items():
             for (style, split, kind), k in sorted(table.items()):
                 n = k["fields"]

@@ -30,7 +30,7 @@ def test_in_and_out_of_vocabulary_fields_are_counted_apart(tmp_path: Path) -> No
              "facility_type.clinic": True}
     page = LabelledPage("a.pdf", 1, "usage_application", "APP-001", "typed", "scan", truth, "a.pdf", "abc",
                         values="wide", oov={"facility_name": "kind", "address": "town",
-                                            "contact_email": "local part"})
+                                            "contact_email": "local part"}, font="takao-pgothic")
     export = _export(tmp_path, {
         "facility_name": ("あすなろ歯科医院", 0.98, False),  # mended toward the list, accepted: the case
         "address": ("栃木県那須町大字寺子1番地", 0.97, False),
@@ -51,6 +51,7 @@ def test_in_and_out_of_vocabulary_fields_are_counted_apart(tmp_path: Path) -> No
     assert by_field[("typed", "oov", "facility_name")] == Counter(fields=1, auto=1, wrong=1)
     assert by_field[("typed", "oov", "address")] == Counter(fields=1, ok=1, auto=1)
     assert by_field[("typed", "in", "name")] == Counter(fields=1, ok=1)  # the representative, sent to review
+    assert by_field[("typed", "oov", "font:takao-pgothic")] == Counter(fields=3, ok=1, auto=3, wrong=2)
 
 
 def test_an_unlabelled_set_has_no_split(tmp_path: Path) -> None:
