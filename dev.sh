@@ -9,6 +9,8 @@ case "$mode" in demo|test|setup) ;; *) echo "usage: $0 demo|test|setup" >&2; exi
 
 # Debian packages: OCR and the fonts the samples and tests are drawn with; PostgreSQL for the tests.
 packages="tesseract-ocr tesseract-ocr-jpn tesseract-ocr-script-jpan mecab-ipadic fonts-ipaexfont-gothic fonts-ipaexfont-mincho fonts-klee fonts-kiloji fonts-seto fonts-yusei-magic"
+# Held-out font families (samples/values/fonts.toml): sets written in fonts the confidence model never saw.
+packages="$packages fonts-takao-gothic fonts-vlgothic fonts-umeplus fonts-aoyagi-soseki fonts-motoya-l-cedar fonts-motoya-l-maruberi"
 [ "$mode" = test ] && packages="$packages postgresql dovecot-imapd dovecot-lmtpd postfix openssl chromium"
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages="$packages python3 python3-venv"
 missing=""

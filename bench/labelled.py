@@ -27,6 +27,15 @@ class LabelledPage:
     name: str = ""
     sha256: str = ""
     data: bytes = field(default=b"", repr=False)
+    values: str = ""  # the value source of a generated set (usual | wide); "" where the set does not say
+    oov: dict[str, str] = field(default_factory=dict)  # fields whose value no list of the reader holds: why
+    font: str = ""  # the font family it was written in (generated sets)
+
+    def split(self, path: str) -> str:
+        """Which side of the vocabulary split a field is on: oov, in, or "" for an unlabelled set."""
+        if not self.values:
+            return ""
+        return "oov" if path in self.oov else "in"
 
 
 def _attachment(eml: Path, name: str) -> bytes:
@@ -54,7 +63,8 @@ def load_set(directory: Path) -> list[LabelledPage]:
         name, data = cache[file]
         pages.append(LabelledPage(file, int(t["page"]), t["form_id"], t.get("set_id", ""), t.get("style", "typed"),
                                   t.get("degrade", "typed_pdf"), t.get("fields", {}), name,
-                                  hashlib.sha256(data).hexdigest(), data))
+                                  hashlib.sha256(data).hexdigest(), data, t.get("values", ""), t.get("oov", {}),
+                                  t.get("font", "")))
     return pages
 
 
@@ -63,6 +73,36 @@ def _canonical(path: str, value: Any) -> str:
     if path.endswith(("phone", "fax", "postal_code")):
         return normalize.digits(s)
     return s.lower() if path.endswith("email") else s
+
+
+# Fields whose values the form does not close (SPEC §2 paths, last part): a value changed toward a
+# list there can hide an error (issue 18); job, check boxes and the admin mark are closed.
+OPEN_FIELDS = frozenset({"facility_name", "facility_name_kana", "facility_type_other", "address",
+                         "representative_title", "representative_name", "contact_name", "contact_email",
+                         "notifier_name", "medical_association", "name", "name_kana", "email"})
+
+
+def open_field(path: str) -> bool:
+    return path.rsplit(".", 1)[-1] in OPEN_FIELDS and not path.startswith("facility_type.")
+
+
+def field_kind(path: str) -> str:
+    """A field path without its row (staff[2].name: name; the people's names all: name)."""
+    last = path.split("].", 1)[-1]
+    if last in ("representative_name", "contact_name", "notifier_name"):
+        return "name"
+    return "email" if last == "contact_email" else last
+
+
+def changed_from_raw(path: str, value: Any, raw: str) -> bool:
+    """Does a field's value differ from what OCR read (its raw text), beyond normalisation? On an
+    open field that is a repair, a dictionary or a vote at work."""
+    if not raw or isinstance(value, bool):
+        return False
+    a, b = _canonical(path, value), _canonical(path, raw)
+    if path.endswith("kana"):
+        a, b = normalize.kana(a), normalize.kana(b)
+    return a != b
 
 
 def same(path: str, got: Any, truth: Any) -> bool:

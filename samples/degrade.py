@@ -11,6 +11,7 @@ the same seed gives the same bytes. Strengths are the fields of `FaxParams`, `Sc
 `PhotoParams`.
 
     python -m renraku.samples.degrade --out /tmp/labelled --n 10 --seed 1
+    python -m renraku.samples.degrade --out /tmp/wide --n 10 --values wide --fonts heldout --variation wide
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ from PIL import Image, ImageDraw, ImageFont
 from renraku.extractors.glyphs import gothic_font
 from renraku.samples.generator import (
     FilledSheet,
+    Style,
     hand_style,
     invent_change,
     invent_cover,
     invent_set,
     random_style,
     render_pdf,
+    wide_hand_style,
 )
+from renraku.samples.values_wide import font_files, out_of_lists, value_source
 
 A4_MM = (210.0, 297.0)
 MM_PER_INCH = 25.4
@@ -53,6 +57,8 @@ FAX_DPI_X = 204
 FAX_LINES = {"fine": 196, "standard": 98}
 CHANNELS = ("typed_pdf", "scan", "fax_fine", "fax_standard", "photo")
 STYLES = ("typed", "hand")
+VALUES = ("usual", "wide", "mixed")  # value sources (samples/values_wide.py); mixed: each set one or the other
+FONT_SPLITS = ("fit", "heldout", "all")  # font families (samples/values/fonts.toml)
 JST = dt.timezone(dt.timedelta(hours=9))
 
 
@@ -69,6 +75,7 @@ class FaxParams:
     threshold: tuple[float, float] = (0.45, 0.62)  # fraction of white below which a pixel turns black
     speckle: float = 1.2e-4  # isolated black dots per pixel (dust, line noise)
     streak: float = 0.3  # probability per page of a thin streak (dirty glass or a line error)
+    dither: float = 0.0  # probability per page of halftone ("photo") mode: dithered instead of thresholded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +110,19 @@ class PhotoParams:
     jpeg_quality: tuple[int, int] = (80, 92)
     orientation: float = 0.3  # probability that the pixels are stored turned, with an EXIF Orientation
     orientations: tuple[int, ...] = (6, 6, 3)  # 6: phone held upright, pixels stored sideways; 3: upside down
+
+
+# Degradations by strength: "usual" as the sets the reader was calibrated on, "wide" further
+# (fax thresholds, halftone dithering, skew; low JPEG quality and blur; shadows and perspective).
+VARIATIONS: dict[str, tuple[FaxParams, ScanParams, PhotoParams]] = {
+    "usual": (FaxParams(), ScanParams(), PhotoParams()),
+    "wide": (FaxParams(skew_deg=1.5, shift_mm=3.0, blur=0.7, noise=14.0, threshold=(0.36, 0.7), speckle=3e-4,
+                       streak=0.5, dither=0.25),
+             ScanParams(rotate_deg=3.0, blur=1.1, noise=5.0, paper=(212, 250), ink=(10, 70), jpeg_quality=(25, 85),
+                        bilevel=0.3, edge_shadow=0.5),
+             PhotoParams(rotate_deg=8.0, perspective=0.06, light=0.45, shadow=0.6, blur=(0.4, 2.2),
+                         noise=(2.0, 8.0), jpeg_quality=(55, 92))),
+}
 
 
 # ------------------------------------------------------------------------------- rendering
@@ -220,7 +240,8 @@ def _fax_page(page: np.ndarray, lines: int, rng: random.Random, p: FaxParams, sr
         gray = cv2.GaussianBlur(gray, (0, 0), p.blur)
     if p.noise > 0:
         gray += nrng.standard_normal(gray.shape, dtype=np.float32) * np.float32(p.noise)
-    black = gray < 255 * rng.uniform(*p.threshold)
+    threshold = rng.uniform(*p.threshold)
+    black = _dither(gray, threshold, rng) if p.dither > 0 and rng.random() < p.dither else gray < 255 * threshold
     h, w = black.shape
     n_dots = int(nrng.poisson(p.speckle * h * w)) if p.speckle > 0 else 0
     if n_dots:
@@ -249,6 +270,23 @@ def _fax_page(page: np.ndarray, lines: int, rng: random.Random, p: FaxParams, sr
         bw = min(bw, w - left - 16)
         black[top:top + bh, left:left + bw] |= bits[:, :bw]
     return black
+
+
+_BAYER = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], np.float32) / 16 + 1 / 32
+
+
+def _dither(gray: np.ndarray, threshold: float, rng: random.Random) -> np.ndarray:
+    """A fax machine in halftone mode: grey becomes a pattern of dots, and so do the edges of
+    strokes; white paper stays white (the machine takes the lightest tenth for paper, so sensor
+    noise does not print). Error diffusion (Floyd-Steinberg) or an ordered 4×4 Bayer screen; True
+    where black. The threshold bends the grey scale (a gamma) so that its grey dithers half black,
+    as a darker or lighter setting of the machine does."""
+    level = 255 * np.clip(gray / (0.9 * 255), 0, 1) ** (math.log(0.5) / math.log(threshold))
+    if rng.random() < 0.5:
+        return ~np.asarray(Image.fromarray(level.astype(np.uint8)).convert("1"))
+    h, w = level.shape
+    screen = np.tile(_BAYER, (h // 4 + 1, w // 4 + 1))[:h, :w]
+    return level < 255 * screen
 
 
 def _tiff_min_is_white(data: bytes) -> bytes:
@@ -554,6 +592,9 @@ class _Run:
     photo: PhotoParams
     counters: dict[str, int]
     taken: set[str]
+    values: str = "usual"
+    fonts: str = "fit"
+    variation: str = "usual"
     facilities: set[str] = dataclasses.field(default_factory=set)
     addresses: set[str] = dataclasses.field(default_factory=set)
 
@@ -563,17 +604,38 @@ def _addresses(sheets: list[FilledSheet]) -> list[str]:
     return [v for s in sheets for k, v in s.truth.items() if k.endswith("].email") and v]
 
 
+def _style(rng: random.Random, side: random.Random, style_name: str, run: _Run) -> tuple[Style, str]:
+    """How the set is filled, and the name of its font. The fit fonts with the usual variation
+    take exactly the random numbers they always did (sets made before stay the same)."""
+    kind = "hand" if style_name == "hand" else "typed"
+    if run.fonts == "fit" and run.variation == "usual":
+        style = hand_style(rng) if kind == "hand" else random_style(rng)
+        return style, style.font if kind == "hand" else "ipaex-gothic"
+    files = font_files(kind, run.fonts)
+    name = side.choice(sorted(files))
+    if kind == "hand":
+        return (wide_hand_style if run.variation == "wide" else hand_style)(rng, files[name]), name
+    style = random_style(rng)
+    return (style if name == "ipaex-gothic" else dataclasses.replace(style, font=files[name])), name
+
+
 def _make_one(i: int, channel: str, style_name: str, run: _Run) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One set (an application of three sheets or a change notice) through one channel."""
     # Sets must not share a facility name or an address with each other: the intake joins sheets by
     # facility and flags one address for two people, so a chance repeat would be a finding that
     # expected_issues does not list. Invent again (another stream, still set by seed and i) instead.
+    # Choices of value source and font come from a stream of their own, so that a set holds the
+    # same values whatever font it is written in (fit and heldout sets of one seed differ in fonts).
+    side = random.Random(f"renraku-degrade/{run.seed}/{i}/side")
+    values_name = side.choice(["usual", "wide"]) if run.values == "mixed" else run.values
+    source = value_source(values_name)
     for attempt in range(40):
         rng = random.Random(f"renraku-degrade/{run.seed}/{i}" + (f"/{attempt}" if attempt else ""))
         when = dt.datetime(2025, 4, 1, 8, tzinfo=JST) + dt.timedelta(
             days=rng.randrange(200), hours=rng.randrange(11), minutes=rng.randrange(60), seconds=rng.randrange(60))
         change = rng.random() < 0.25
-        sheets = [invent_change(rng, today=when.date())] if change else invent_set(rng, today=when.date())
+        sheets = ([invent_change(rng, today=when.date(), values=source)] if change
+                  else invent_set(rng, today=when.date(), values=source))
         addresses = _addresses(sheets)
         if (sheets[0].truth["facility_name"] not in run.facilities and len(set(addresses)) == len(addresses)
                 and not run.addresses.intersection(addresses)):
@@ -585,7 +647,7 @@ def _make_one(i: int, channel: str, style_name: str, run: _Run) -> tuple[dict[st
     set_id = f"{'CHG' if change else 'APP'}-{run.counters[kind]:03d}"
     facility = sheets[0].truth["facility_name"]
     fax_number = sheets[0].truth.get("fax") or sheets[0].truth.get("phone", "")
-    style = hand_style(rng) if style_name == "hand" else random_style(rng)
+    style, font = _style(rng, side, style_name, run)
 
     # the pages each file carries, then the file bytes
     docs: list[tuple[str, list[FilledSheet], bytes]] = []
@@ -667,16 +729,19 @@ def _make_one(i: int, channel: str, style_name: str, run: _Run) -> tuple[dict[st
         files.append(ref)
         for page_no, s in enumerate(part, start=1):
             truth.append({"file": ref, "page": page_no, "form_id": s.form_id, "set_id": set_id, "style": style_name,
-                          "degrade": channel, "fields": s.truth})
+                          "degrade": channel, "fields": s.truth, "values": values_name, "font": font,
+                          "oov": out_of_lists(s.truth)})
     record = {"set_id": set_id, "kind": kind, "facility_name": facility, "files": files, "email": email_path,
               "received": when.replace(tzinfo=None).isoformat(), "degrade": channel, "style": style_name,
-              "expected_issues": expected_issues(sheets)}
+              "expected_issues": expected_issues(sheets), "values": values_name, "font": font,
+              "variation": run.variation}
     return record, truth
 
 
 def make_labelled_set(out_dir: Path, n: int, seed: int, channels: Sequence[str] = CHANNELS,
                       styles: Sequence[str] = STYLES, *, email_share: float = 0.3, fax: FaxParams | None = None,
-                      scan: ScanParams | None = None, photo: PhotoParams | None = None) -> list[dict[str, Any]]:
+                      scan: ScanParams | None = None, photo: PhotoParams | None = None, values: str = "usual",
+                      fonts: str = "fit", variation: str = "usual") -> list[dict[str, Any]]:
     """Write n invented sets through the channels, with truth.jsonl and sets.jsonl; return the truth lines.
 
     Set i goes through channels[i % len(channels)], filled in styles[(i // len(channels)) % len(styles)]
@@ -685,17 +750,25 @@ def make_labelled_set(out_dir: Path, n: int, seed: int, channels: Sequence[str] 
     name them as dev-set does (`emails/X.eml#NAME`). Each set has its own random stream, so set i
     is the same whatever n is. Use an empty folder: files already there are left alone (and a
     `renraku process` of the folder would read them too); the same seed rewrites the same files.
-    fax, scan and photo set the strength of each channel's degradation.
+    fax, scan and photo set the strength of each channel's degradation (default: `variation`'s).
+    values (usual | wide | mixed) is the value source, fonts (fit | heldout | all) the font
+    families, variation (usual | wide) how much fill style and degradations vary. Every truth
+    line says its `values`, `font` and, in `oov`, the fields whose value is outside every list the
+    reader holds, with why (samples/values_wide.py).
     """
     unknown = [c for c in channels if c not in CHANNELS]
     if unknown or not channels:
         raise ValueError(f"channels are {', '.join(CHANNELS)}; got {list(channels)}")
     if not styles or any(s not in STYLES for s in styles):
         raise ValueError(f"styles are {', '.join(STYLES)}; got {list(styles)}")
+    if values not in VALUES or fonts not in FONT_SPLITS or variation not in VARIATIONS:
+        raise ValueError(f"values are {', '.join(VALUES)}; fonts {', '.join(FONT_SPLITS)}; "
+                         f"variation {', '.join(VARIATIONS)}; got {values!r}, {fonts!r}, {variation!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(out_dir, seed, email_share, fax or FaxParams(), scan or ScanParams(), photo or PhotoParams(),
-               {"new_facility": 0, "staff_change": 0}, set())
+    strength = VARIATIONS[variation]
+    run = _Run(out_dir, seed, email_share, fax or strength[0], scan or strength[1], photo or strength[2],
+               {"new_facility": 0, "staff_change": 0}, set(), values, fonts, variation)
     records, truth = [], []
     for i in range(n):
         channel = channels[i % len(channels)]
@@ -738,10 +811,17 @@ def main() -> None:
     parser.add_argument("--channels", default=",".join(CHANNELS))
     parser.add_argument("--styles", default=",".join(STYLES))
     parser.add_argument("--email-share", type=float, default=0.3, help="share of PDFs, scans, photos sent by e-mail")
+    parser.add_argument("--values", choices=VALUES, default="usual",
+                        help="usual: the generator's own lists; wide: values outside the reader's lists")
+    parser.add_argument("--fonts", choices=FONT_SPLITS, default="fit",
+                        help="font families (samples/values/fonts.toml): fit, heldout (never used to fit), all")
+    parser.add_argument("--variation", choices=tuple(VARIATIONS), default="usual",
+                        help="wide: more varied fill (slant, size, pen, ink) and stronger degradations")
     args = parser.parse_args()
     start = time.monotonic()
     truth = make_labelled_set(args.out, args.n, args.seed, tuple(args.channels.split(",")),
-                              tuple(args.styles.split(",")), email_share=args.email_share)
+                              tuple(args.styles.split(",")), email_share=args.email_share, values=args.values,
+                              fonts=args.fonts, variation=args.variation)
     files = {t["file"] for t in truth}
     print(f"{args.n} sets, {len(files)} files, {len(truth)} pages written to {args.out} "
           f"in {time.monotonic() - start:.1f} s")

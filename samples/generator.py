@@ -15,8 +15,9 @@ import argparse
 import datetime as dt
 import io
 import json
+import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -37,7 +38,9 @@ HAND_FONTS: dict[str, list[str]] = {
 }
 HAND_FONT_PACKAGES = {"klee": "fonts-klee", "kiloji": "fonts-kiloji", "seto": "fonts-seto",
                       "yusei": "fonts-yusei-magic"}
-INKS = {"black": (0.05, 0.05, 0.08), "blue": (0.1, 0.15, 0.55), "pencil": (0.22, 0.22, 0.24)}
+INKS = {"black": (0.05, 0.05, 0.08), "blue": (0.1, 0.15, 0.55), "pencil": (0.22, 0.22, 0.24),
+        "blue_black": (0.08, 0.1, 0.3), "light_blue": (0.2, 0.3, 0.7), "soft_pencil": (0.38, 0.38, 0.4),
+        "sepia": (0.25, 0.16, 0.1), "green_black": (0.06, 0.18, 0.12)}
 
 SURNAMES = [("佐藤", "さとう", "sato"), ("鈴木", "すずき", "suzuki"),
             ("高橋", "たかはし", "takahashi"),
@@ -97,7 +100,63 @@ class FilledSheet:
 class Person:
     name: str
     kana: str
-    romaji: str
+    romaji: str  # the local part of the person's mail address
+
+
+@dataclass
+class Facility:
+    """A facility as a sheet names it, with what goes with its kind."""
+
+    kind: str  # the facility_type check box it ticks
+    name: str
+    kana: str
+    titles: list[str]  # how its representative may sign
+    jobs: list[str]  # jobs its staff have
+    romaji: str  # the word its mail domain is made of
+    other: str = ""  # facility_type_other, for kind "other"
+    slug: str = ""  # a word for the kind, in mail domains
+
+
+class UsualValues:
+    """The generator's own small lists: the values the reader was tuned and calibrated on.
+
+    A value source gives invent_set and invent_change their facility, place, people and mail
+    domains; samples/values_wide.py is the other one. Each method takes the set's random stream,
+    so a set is the same for the same seed.
+    """
+
+    name = "usual"
+    free_mail = FREE_MAIL
+
+    def facility(self, rng: random.Random) -> Facility:
+        kind, suffix, suffix_kana, titles, jobs = rng.choice(FACILITY_KINDS)
+        place, place_kana = rng.choice(PLACES)
+        return Facility(kind, f"{place}{suffix}", f"{place_kana}{suffix_kana}", titles, jobs,
+                        place_kana_romaji(place))
+
+    def address(self, rng: random.Random) -> tuple[str, str, str]:
+        """An address, its telephone area code and postal code."""
+        city, area = rng.choice(MUNICIPALITIES)
+        address = f"栃木県{city}{rng.choice(TOWNS)}{rng.randint(1, 5)}-{rng.randint(1, 30)}-{rng.randint(1, 20)}"
+        return address, area, f"{rng.randint(320, 329)}-{rng.randint(0, 9999):04d}"
+
+    def area(self, rng: random.Random) -> str:
+        return rng.choice(MUNICIPALITIES)[1]
+
+    def domain(self, rng: random.Random, facility: Facility) -> str:
+        return f"{facility.romaji}-{rng.randint(10, 99)}.example.jp"
+
+    def person(self, rng: random.Random, spaced: bool) -> Person:
+        return _person(rng, spaced)
+
+    def title(self, rng: random.Random, facility: Facility) -> str:
+        return rng.choice(facility.titles)
+
+    def association(self, rng: random.Random) -> str:
+        return rng.choice(ASSOCIATIONS)
+
+
+USUAL = UsualValues()
 
 
 def _person(rng: random.Random, spaced: bool) -> Person:
@@ -123,43 +182,42 @@ def _phone(rng: random.Random, area: str) -> str:
     return f"{area}-{rng.randint(20, 99)}-{rng.randint(1000, 9999)}"
 
 
-def invent_set(rng: random.Random, *, today: dt.date | None = None) -> list[FilledSheet]:
-    """A consistent new-facility set: usage application, staff registration, pledge."""
+def invent_set(rng: random.Random, *, today: dt.date | None = None, values: Any = USUAL) -> list[FilledSheet]:
+    """A consistent new-facility set: usage application, staff registration, pledge.
+
+    `values` is the value source (UsualValues, or values_wide.WideValues)."""
     today = today or dt.date(2025, 10, 1)
-    kind, suffix, suffix_kana, titles, jobs = rng.choice(FACILITY_KINDS)
-    place, place_kana = rng.choice(PLACES)
-    facility = f"{place}{suffix}"
-    city, area = rng.choice(MUNICIPALITIES)
-    address = f"栃木県{city}{rng.choice(TOWNS)}{rng.randint(1, 5)}-{rng.randint(1, 30)}-{rng.randint(1, 20)}"
-    postal = f"{rng.randint(320, 329)}-{rng.randint(0, 9999):04d}"
+    fac = values.facility(rng)
+    facility = fac.name
+    address, area, postal = values.address(rng)
     phone = _phone(rng, area)
     fax = phone[:-1] + str((int(phone[-1]) + 1) % 10)
-    domain = f"{place_kana_romaji(place)}-{rng.randint(10, 99)}.example.jp"
+    domain = values.domain(rng, fac)
     date = today - dt.timedelta(days=rng.randint(1, 60))
     date_style = rng.choice(DATE_STYLES)
     spaced = rng.random() < 0.5
-    rep = _person(rng, spaced)
+    rep = values.person(rng, spaced)
     staff_people: list[Person] = []
     while len(staff_people) < rng.randint(1, 8):
-        p = _person(rng, spaced)
+        p = values.person(rng, spaced)
         if all(p.romaji != q.romaji for q in staff_people):
             staff_people.append(p)
     contact = staff_people[0]
-    emails = [f"{p.romaji}@{domain if i % 3 else rng.choice([domain, *FREE_MAIL])}"
+    emails = [f"{p.romaji}@{domain if i % 3 else rng.choice([domain, *values.free_mail])}"
               for i, p in enumerate(staff_people)]
     admins = [i == 0 or rng.random() < 0.25 for i in range(len(staff_people))]
-    rep_title = rng.choice(titles)
+    rep_title = values.title(rng, fac)
 
     usage = FilledSheet("usage_application", {
         "application_date": date.isoformat(),
-        "facility_name_kana": f"{place_kana}{suffix_kana}",
+        "facility_name_kana": fac.kana,
         "facility_name": facility,
-        **{f"facility_type.{t}": t == kind for t in FACILITY_TYPES},
-        "facility_type_other": "",
+        **{f"facility_type.{t}": t == fac.kind for t in FACILITY_TYPES},
+        "facility_type_other": fac.other,
         "postal_code": postal, "address": address, "phone": phone, "fax": fax,
         "representative_title": rep_title, "representative_name": rep.name,
         "contact_name": contact.name, "contact_phone": phone, "contact_email": emails[0],
-        "medical_association": rng.choice(ASSOCIATIONS),
+        "medical_association": values.association(rng),
         "policy_agreed": rng.random() < 0.9,
     }, {"application_date": write_date(date, date_style)})
     staff = FilledSheet("staff_registration", {"facility_name": facility})
@@ -169,7 +227,7 @@ def invent_set(rng: random.Random, *, today: dt.date | None = None) -> list[Fill
         staff.truth |= {
             f"staff[{n}].name": p.name if p else "",
             f"staff[{n}].name_kana": p.kana if p else "",
-            f"staff[{n}].job": rng.choice(jobs) if p else "",
+            f"staff[{n}].job": rng.choice(fac.jobs) if p else "",
             f"staff[{n}].admin": bool(p and admins[i]),
             f"staff[{n}].email": emails[i] if p else "",
         }
@@ -181,25 +239,24 @@ def invent_set(rng: random.Random, *, today: dt.date | None = None) -> list[Fill
     return [usage, staff, pledge]
 
 
-def invent_change(rng: random.Random, *, today: dt.date | None = None) -> FilledSheet:
+def invent_change(rng: random.Random, *, today: dt.date | None = None, values: Any = USUAL) -> FilledSheet:
     """A change notice (様式3) with one to six rows of 追加/削除/変更."""
     today = today or dt.date(2025, 10, 1)
-    _kind, suffix, _r, _t, jobs = rng.choice(FACILITY_KINDS)
-    place, _pk = rng.choice(PLACES)
-    _city, area = rng.choice(MUNICIPALITIES)
+    fac = values.facility(rng)
+    area = values.area(rng)
     date = today - dt.timedelta(days=rng.randint(1, 30))
     style = rng.choice(DATE_STYLES)
     spaced = rng.random() < 0.5
-    domain = f"{place_kana_romaji(place)}-{rng.randint(10, 99)}.example.jp"
+    domain = values.domain(rng, fac)
     sheet = FilledSheet("staff_change", {
-        "notice_date": date.isoformat(), "facility_name": f"{place}{suffix}", "phone": _phone(rng, area),
-        "notifier_name": _person(rng, spaced).name,
+        "notice_date": date.isoformat(), "facility_name": fac.name, "phone": _phone(rng, area),
+        "notifier_name": values.person(rng, spaced).name,
     }, {"notice_date": write_date(date, style)})
     rows = rng.randint(1, 6)
     for n in range(1, 7):
         used = n <= rows
         kind = rng.choice(["add", "remove", "modify"]) if used else ""
-        p = _person(rng, spaced)
+        p = values.person(rng, spaced)
         eff = date + dt.timedelta(days=rng.randint(0, 20))
         sheet.truth |= {
             f"changes[{n}].kind.add": kind == "add",
@@ -207,7 +264,7 @@ def invent_change(rng: random.Random, *, today: dt.date | None = None) -> Filled
             f"changes[{n}].kind.modify": kind == "modify",
             f"changes[{n}].name": p.name if used else "",
             f"changes[{n}].name_kana": p.kana if used else "",
-            f"changes[{n}].job": rng.choice(jobs) if used else "",
+            f"changes[{n}].job": rng.choice(fac.jobs) if used else "",
             f"changes[{n}].admin": used and rng.random() < 0.2,
             f"changes[{n}].effective_date": eff.isoformat() if used else "",
             f"changes[{n}].email": f"{p.romaji}@{domain}" if used else "",
@@ -239,6 +296,10 @@ class Style:
     ink: tuple[float, float, float] | None = None  # pen colour (RGB 0-1) for text and drawn marks
     jitter: float = 0.0  # 0: typed; about 1: handwriting (per field and per character size, offset, tilt)
     seed: int = 0  # makes the jitter repeatable
+    # Wider variation (wide_hand_style); 0 / None keep the sheets as they were.
+    slant: float = 0.0  # letters lean by this many degrees (shear; positive: to the right)
+    drift: float = 0.0  # the line wanders up or down by up to this share of the box height
+    weight: float | None = None  # pen weight (stroke width added to the letters); None: from jitter
 
 
 def random_style(rng: random.Random) -> Style:
@@ -257,6 +318,14 @@ def hand_style(rng: random.Random, font: str | None = None) -> Style:
                  seal=rng.choice(["drawn", "image"]), size=rng.choice([10.5, 11.0, 11.5, 12.0]), font=font,
                  ink=INKS[rng.choice(["black", "black", "blue", "pencil"])], jitter=rng.uniform(0.7, 1.3),
                  seed=rng.randrange(2**31))
+
+
+def wide_hand_style(rng: random.Random, font: str | None = None) -> Style:
+    """hand_style, with what people vary more: slant, size and place in the box, pen weight, ink."""
+    base = hand_style(rng, font)
+    return replace(base, size=round(rng.uniform(9.5, 13.5), 1), jitter=rng.uniform(0.6, 1.8),
+                               slant=rng.uniform(-14, 14), drift=rng.uniform(0.0, 0.3), weight=rng.uniform(0.0, 0.7),
+                               ink=INKS[rng.choice(list(INKS))])
 
 
 def available_hand_fonts() -> list[str]:
@@ -330,6 +399,16 @@ class _Pen:
         self.ink = style.ink or (0.0, 0.0, 0.0)
         doc = random.Random(f"{style.seed}/{form_id}")
         self.weight = doc.uniform(0.0, 0.35) * min(style.jitter, 1.5)  # ballpoint pressure
+        if style.weight is not None:
+            self.weight = style.weight
+        from reportlab.pdfbase import pdfmetrics
+
+        self.glyphs = pdfmetrics.getFont(self.font).face.charToGlyph
+
+    def font_for(self, ch: str) -> str:
+        """The style's font, or the typed one for a character the style's font does not have
+        (a rare kanji of a name in a handwriting font): a person writes every character."""
+        return self.font if ord(ch) in self.glyphs or ch.isspace() else self.fallback
 
     def _rng(self, path: str) -> random.Random:
         return random.Random(f"{self.style.seed}/{self.form_id}/{path}")
@@ -353,7 +432,7 @@ class _Pen:
         gap = r.uniform(-0.1, 0.7) * j
 
         def width(sz: float, gp: float) -> float:
-            return sum(stringWidth(ch, self.font, sz * k) + gp for ch, k in zip(text, scales, strict=True))
+            return sum(stringWidth(ch, self.font_for(ch), sz * k) + gp for ch, k in zip(text, scales, strict=True))
 
         room = (x1 - x0) - 8
         while size > 6 and width(size, gap) > room:
@@ -368,19 +447,22 @@ class _Pen:
         self._ink(self.weight)  # with text render mode 2 (fill and stroke): a heavier pen line
         c.translate(x, base)
         c.rotate(r.uniform(-1.2, 1.2) * j)
+        if self.style.drift:  # written above or below the middle of the box
+            c.translate(0, r.uniform(-1, 1) * self.style.drift * (bottom - top))
+        if self.style.slant:
+            c.transform(1, 0, math.tan(math.radians(-self.style.slant)), 1, 0, 0)
         pos = 0.0
         for ch, k, lift in zip(text, scales, lifts, strict=True):
+            font = self.font_for(ch)
             t = c.beginText(pos, lift)
             t.setTextRenderMode(2 if self.weight > 0.05 else 0)
-            t.setFont(self.font, size * k)
+            t.setFont(font, size * k)
             t.textOut(ch)
             c.drawText(t)
-            pos += stringWidth(ch, self.font, size * k) + gap
+            pos += stringWidth(ch, font, size * k) + gap
         c.restoreState()
 
     def mark(self, spec: Any, sign: str) -> None:
-        import math
-
         from reportlab.pdfbase import pdfmetrics
 
         c, j, r = self.c, self.style.jitter, self._rng(spec.path)
