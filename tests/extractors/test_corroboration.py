@@ -130,3 +130,39 @@ def test_a_name_the_dictionary_chose_over_the_readings_goes_to_a_person(read_ctx
     assert chosen.value == "小野 修" and chosen.note == notes.text("name_dictionary")
     counted = _text(reader, "staff[1].name", "小野 修", "小野 修", "バ野 修")
     assert counted.value == "小野 修" and not counted.note
+
+
+def _person_sheet(name: str, kana: str, email: str, better: dict[str, str]) -> corroboration.SheetView:
+    """A staff row whose crops can be read again: `better` holds what another reading of a box gives."""
+    page = {"staff[1].name": _reading("staff[1].name", "name", name),
+            "staff[1].name_kana": _reading("staff[1].name_kana", "kana", kana),
+            "staff[1].email": _reading("staff[1].email", "email", email)}
+
+    def reread(path: str, prefer) -> FieldReading | None:
+        value = better.get(path)
+        return _reading(path, page[path].kind, value) if value is not None and prefer(value) else None
+
+    links = corroboration.Links((corroboration.PersonBoxes("staff[1].name_kana", "staff[1].name", "staff[1].email",
+                                                           True),))
+    return corroboration.SheetView(page, links, reread, {"staff[1].name": "name", "staff[1].name_kana": "kana",
+                                                         "staff[1].email": "email"})
+
+
+def test_a_kana_that_its_name_does_not_read_as_takes_another_reading_of_its_crop_that_it_does() -> None:
+    view = _person_sheet("小野 修", "おの おさも", "o.ono@example.jp", {"staff[1].name_kana": "おの おさむ"})
+    changed = corroboration.run(_rules("sheet", {"rule": "reread_kana_for_name"}), view, corroboration.Means())
+    kana = view.readings["staff[1].name_kana"]
+    assert kana.value == "おの おさむ" and not kana.note and changed == [kana]  # the crop's own reading
+    view = _person_sheet("小野 修", "おの おさも", "o.ono@example.jp", {"staff[1].name_kana": "おの おさみ"})
+    assert corroboration.run(_rules("sheet", {"rule": "reread_kana_for_name"}), view, corroboration.Means()) == []
+
+
+def test_an_address_not_made_of_its_owners_name_takes_another_reading_that_is() -> None:
+    view = _person_sheet("小野 修", "おの おさむ", "o.onu@example.jp", {"staff[1].email": "o.ono@example.jp"})
+    corroboration.run(_rules("sheet", {"rule": "reread_address_for_owner"}), view, corroboration.Means())
+    assert view.readings["staff[1].email"].value == "o.ono@example.jp"
+    assert not view.readings["staff[1].email"].note
+    # without a way to read the crop again (a page not read by OCR), nothing happens
+    view = _person_sheet("小野 修", "おの おさむ", "o.onu@example.jp", {})
+    view.reread = None
+    assert corroboration.run(_rules("sheet", {"rule": "reread_address_for_owner"}), view, corroboration.Means()) == []
