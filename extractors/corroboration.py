@@ -116,6 +116,7 @@ class Means:
     role_suffixes: tuple[str, ...] = ()  # job short forms in addresses (ns, dr)
     facility_kinds: tuple[str, ...] = ()  # endings of facility names
     mail_domains: tuple[str, ...] = ()  # domains many people use
+    place_names: tuple[str, ...] = ()  # the prefecture's municipalities, without 市/町/村 (壬生, 那須烏山)
 
 
 @dataclass(frozen=True)

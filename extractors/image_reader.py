@@ -11,6 +11,7 @@ confidence model (calibration.py) turns what was seen into a probability of bein
 from __future__ import annotations
 
 import logging
+import re
 import tomllib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ def vocabulary(path: Path = VOCABULARY_FILE) -> dict[str, list[str]]:
     out = {k: v for k, v in data.items() if isinstance(v, list)}
     out["jobs"] = rules.get("jobs", {}).get("titles", [])
     out["places"] = [prefecture + p for p in cities + towns] + cities + towns
+    out["place_names"] = sorted({re.sub(r"^.+郡|[市町村]$", "", m) for m in cities + towns} - {""})
     return out
 
 
@@ -196,7 +198,7 @@ class ImageReader:
         v = self.vocabulary
         return corroboration.Means(names.load(self.name_lexicon) if self.name_lexicon else None, self.match,
                                    tuple(v.get("email_role_suffixes", [])), tuple(v.get("facility_suffixes", [])),
-                                   tuple(v.get("mail_domains", [])))
+                                   tuple(v.get("mail_domains", [])), tuple(v.get("place_names", [])))
 
     def _reread(self, readings: dict[str, FieldReading], results: dict[Hashable, list[ocr.Reading]],
                 title_ok: bool, channel: str) -> Callable[[str, Callable[[str], bool]], FieldReading | None]:

@@ -15,7 +15,7 @@ from typing import ClassVar
 from rapidfuzz.distance import Hamming
 
 from renraku import normalize
-from renraku.extractors import kana_match, romaji
+from renraku.extractors import glyphs, kana_match, romaji
 from renraku.extractors.corroboration import Change, Doubt, Findings, Means, Rule, SheetView, Verdict, rule
 from renraku.extractors.fields import FieldReading
 
@@ -325,3 +325,38 @@ class NameMatchesKana(Rule):
                 vouched.append(p.kana)
             out.verdicts.append(Verdict(tuple(vouched), verdict, sources=(p.name, p.kana)))
         return out
+
+
+@rule
+class PlaceNameLookalike(Rule):
+    """A facility name or address holding a place of the prefecture with one character read as a
+    glyph that looks like it (那須鳥山 for 那須烏山, 王生 for 壬生): the misreading no list can mend
+    (the value may name no municipality at all), so a person looks. The place names only doubt."""
+
+    name = "place_name_lookalike"
+    scope = "sheet"
+    note = "place_name_lookalike"
+    evidence = "the prefecture's place names, glyph by glyph"
+
+    def find(self, view: SheetView, means: Means) -> Findings:
+        out = Findings()
+        least = float(self.settings.get("glyph_min", 0.6))
+        for path in self.settings.get("paths", ["facility_name", "address"]):
+            reading = view.text(path)
+            places = means.place_names
+            if reading is not None and any(_looks_like(str(reading.value), place, least) for place in places):
+                out.doubts.append(Doubt(reading, self.note))
+        return out
+
+
+def _looks_like(text: str, place: str, least: float) -> bool:
+    """Whether `text` holds `place` with exactly one character swapped for a lookalike glyph, and not
+    `place` itself."""
+    if len(place) < 2 or place in text:
+        return False
+    for i in range(len(text) - len(place) + 1):
+        part = text[i:i + len(place)]
+        differ = [(a, b) for a, b in zip(part, place, strict=True) if a != b]
+        if len(differ) == 1 and glyphs.similarity(*differ[0]) >= least:
+            return True
+    return False

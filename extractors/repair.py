@@ -252,7 +252,9 @@ def kana(text: str) -> Repaired:
         repairs.append("script")
     reading = normalize.kana(fixed)
     plausible = bool(fixed) and all(_hiragana(c) or c in KANA_EXTRA for c in reading)
-    return Repaired(fixed, repairs, plausible)
+    # one word in both scripts (キむら): a person writes a reading in one; OCR mixed them
+    mixed = any(any(map(_hiragana, w)) and any(map(_katakana, w)) for w in fixed.split())
+    return Repaired(fixed, repairs, plausible, note=notes.text("mixed_script") if mixed else "")
 
 
 def job(text: str, titles: list[str], match: glyphs.Match = glyphs.USUAL) -> Repaired:
@@ -380,5 +382,12 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
             unlisted = f"{local}@{read_domain}"
         value = f"{local}@{fixed_domain}"
     plausible = bool(re.fullmatch(r"[a-z0-9._%+\- ]+@[a-z0-9\-]+(\.[a-z0-9\-]+)+", value))
-    return Repaired(value, repairs, plausible, unlisted=unlisted)
+    # a capital read beside a digit (careplanO7, ayuhaT74): addresses are written in lower case, so
+    # the glyph may well be a digit (0, 1, 7 …) or a letter; which, only the crop shows a person
+    doubtful = _DIGIT_LOOKALIKE.search(normalize.text(text))
+    return Repaired(value, repairs, plausible, unlisted=unlisted,
+                    note=notes.text("address_lookalike") if doubtful else "")
+
+
+_DIGIT_LOOKALIKE = re.compile(r"(?<=[0-9])[A-Z]|[A-Z](?=[0-9])")
 

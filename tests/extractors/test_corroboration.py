@@ -166,3 +166,25 @@ def test_an_address_not_made_of_its_owners_name_takes_another_reading_that_is() 
     view = _person_sheet("小野 修", "おの おさむ", "o.onu@example.jp", {})
     view.reread = None
     assert corroboration.run(_rules("sheet", {"rule": "reread_address_for_owner"}), view, corroboration.Means()) == []
+
+
+def test_a_place_of_the_prefecture_with_one_glyph_read_as_a_lookalike_is_doubted() -> None:
+    means = corroboration.Means(place_names=("那須烏山", "壬生", "小山"))
+    names = {"a": "那須鳥山医療センター", "b": "王生健康福祉センター", "c": "那須烏山医療センター", "d": "大山クリニック"}
+    page = {k: _reading("facility_name", "text", v) for k, v in names.items()}
+    for reading in page.values():
+        view = corroboration.SheetView({"facility_name": reading}, corroboration.Links())
+        corroboration.run(_rules("sheet", {"rule": "place_name_lookalike"}), view, means)
+    assert page["a"].note == notes.text("place_name_lookalike") and page["b"].note
+    assert not page["c"].note  # the place itself
+    assert not page["d"].note  # 大 and 小 do not look alike: another name, not a misreading
+
+
+def test_a_kana_in_two_scripts_and_a_capital_beside_a_digit_in_an_address_go_to_a_person() -> None:
+    from renraku.extractors import repair
+
+    assert repair.kana("キむら はなこ").note == notes.text("mixed_script")
+    assert not repair.kana("キムラ ハナコ").note and not repair.kana("きむら はなこ").note
+    assert repair.email("info@careplanO7.example.jp").note == notes.text("address_lookalike")
+    assert repair.email("info@careplanO7.example.jp").value == "info@careplano7.example.jp"
+    assert not repair.email("taro7@mail2.example.net").note
