@@ -268,11 +268,10 @@ class Batch:
     def _count_stored(self, session: Session) -> None:
         """Applications and findings as stored at the end, not as counted on the way: a set whose
         sheets came in three files is one application, and its findings are those of the last check."""
-        apps = session.scalars(select(m.Application).distinct()
-                               .join(m.Sheet, m.Sheet.application_id == m.Application.id)
-                               .join(m.Page, m.Sheet.page_id == m.Page.id)
-                               .join(m.Document, m.Page.document_id == m.Document.id)
-                               .where(m.Document.batch_id == self.report.batch_id)).all()
+        ids = (select(m.Sheet.application_id).join(m.Page, m.Sheet.page_id == m.Page.id)
+               .join(m.Document, m.Page.document_id == m.Document.id)
+               .where(m.Document.batch_id == self.report.batch_id))  # ids only: PostgreSQL cannot DISTINCT JSON
+        apps = session.scalars(select(m.Application).where(m.Application.id.in_(ids))).all()
         self.report.applications = len(apps)
         self.report.findings = sum(len(a.findings) for a in apps)
 
