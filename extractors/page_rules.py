@@ -39,6 +39,13 @@ def people(view: SheetView) -> Iterator[Person]:
                          boxes.written is not None and view.kinds.get(boxes.written) == "name")
 
 
+def named(view: SheetView) -> Iterator[tuple[Person, FieldReading, bool | None]]:
+    """The people of the sheet whose written box holds something, with whether it reads as the kana."""
+    for p in people(view):
+        if p.name is not None:
+            yield p, p.name, _reads(p.name, p.kana)
+
+
 def _reads(name: FieldReading | None, kana: FieldReading) -> bool | None:
     return kana_match.reads_as(str(name.value), str(kana.value)) if name is not None else None
 
@@ -127,14 +134,11 @@ class KanaHeardAsName(Rule):
 
     def find(self, view: SheetView, means: Means) -> Findings:
         out = Findings()
-        for p in people(view):
-            if p.name is None:
-                continue
-            reads = _reads(p.name, p.kana)
+        for p, name, reads in named(view):
             unheard = p.name_is_person and reads is not False and kana_match.marks_unheard(
-                str(p.name.value), str(p.kana.value))
+                str(name.value), str(p.kana.value))
             if reads is False or unheard:
-                heard = self.heard_as(str(p.name.value), str(p.kana.value), means)
+                heard = self.heard_as(str(name.value), str(p.kana.value), means)
                 if heard is not None:
                     out.changes.append(Change(p.kana, heard))
         return out
@@ -314,16 +318,13 @@ class NameMatchesKana(Rule):
 
     def find(self, view: SheetView, means: Means) -> Findings:
         out = Findings()
-        for p in people(view):
-            if p.name is None:
-                continue
-            verdict = _reads(p.name, p.kana)
+        for p, name, verdict in named(view):
             if verdict is None:
                 continue
-            vouched = [p.name]
-            if not (verdict and kana_match.marks_unheard(str(p.name.value), str(p.kana.value))):
+            vouched = [name]
+            if not (verdict and kana_match.marks_unheard(str(name.value), str(p.kana.value))):
                 vouched.append(p.kana)
-            out.verdicts.append(Verdict(tuple(vouched), verdict, sources=(p.name, p.kana)))
+            out.verdicts.append(Verdict(tuple(vouched), verdict, sources=(name, p.kana)))
         return out
 
 
