@@ -170,7 +170,8 @@ def test_an_address_not_made_of_its_owners_name_takes_another_reading_that_is() 
 
 def test_a_place_of_the_prefecture_with_one_glyph_read_as_a_lookalike_is_doubted() -> None:
     means = corroboration.Means(place_names=("那須烏山", "壬生", "小山"))
-    names = {"a": "那須鳥山医療センター", "b": "王生健康福祉センター", "c": "那須烏山医療センター", "d": "大山クリニック"}
+    names = {"a": "那須鳥山医療センター", "b": "王生健康福祉センター", "c": "那須烏山医療センター",
+             "d": "大山クリニック"}
     page = {k: _reading("facility_name", "text", v) for k, v in names.items()}
     for reading in page.values():
         view = corroboration.SheetView({"facility_name": reading}, corroboration.Links())
