@@ -63,7 +63,7 @@ class Document(Base):
     status: Mapped[str] = mapped_column(String(20))  # read | unsupported | unreadable | message
     reason: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
 
     pages: Mapped[list[Page]] = relationship(back_populates="document", order_by="Page.number")
     children: Mapped[list[Document]] = relationship(back_populates="parent")
@@ -115,7 +115,7 @@ class Application(Base):
     missing: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     decided_by: Mapped[str | None] = mapped_column(String(80))  # who approved or rejected
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     decision_note: Mapped[str | None] = mapped_column(Text)
@@ -140,7 +140,7 @@ class Sheet(Base):
     method: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))  # needs_review | ready | unreadable | not_a_form
     reason: Mapped[str | None] = mapped_column(Text)
-    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     page: Mapped[Page] = relationship(back_populates="sheet")
@@ -180,7 +180,7 @@ class Finding(Base):
 
     __tablename__ = "findings"
     id: Mapped[int] = mapped_column(primary_key=True)
-    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
     rule: Mapped[str] = mapped_column(String(40))
     field: Mapped[str | None] = mapped_column(String(80))
     sheet_id: Mapped[int | None] = mapped_column(ForeignKey("sheets.id"))
@@ -222,7 +222,7 @@ class Staff(Base):
 
     __tablename__ = "staff"
     id: Mapped[int] = mapped_column(primary_key=True)
-    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"))
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
     name: Mapped[str] = mapped_column(Text)
     name_kana: Mapped[str] = mapped_column(Text, default="")
     job: Mapped[str] = mapped_column(Text, default="")
@@ -279,7 +279,7 @@ class Message(Base):
     note: Mapped[str] = mapped_column(Text, default="")  # why it is here (Japanese)
     notified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
 
     document: Mapped[Document] = relationship()
 
@@ -325,7 +325,8 @@ class Confirmation(Base):
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), index=True)
     email: Mapped[str] = mapped_column(String(320))
     token: Mapped[str] = mapped_column(String(64), unique=True)
-    status: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting|sent|confirmed|bounced|cancelled
+    # waiting | sent | confirmed | bounced | cancelled
+    status: Mapped[str] = mapped_column(String(20), default="waiting", index=True)
     reason: Mapped[str] = mapped_column(Text, default="")  # why bounced or cancelled (Japanese)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -14,8 +14,7 @@ from renraku.sinks import cases, confirmation
 from renraku.sinks import models as m
 from renraku.sinks.registry import import_csv
 from renraku.validators import load_rule_config
-from tests.review.conftest import login, token_for
-from tests.review.test_browser import browser, keyboard_login  # noqa: F401
+from tests.review.conftest import keyboard_login, login, token_for
 
 FACILITY = "ひまわり訪問看護ステーション"
 PEOPLE = [("佐藤 花子", "sato@himawari.example.jp", "confirmed", 3),
@@ -45,7 +44,7 @@ def seeded(ctx: Context) -> int:
 
 
 def test_the_confirmations_view_counts_filters_resends_and_hands_out_the_mcs_list(
-        browser, served: str, ctx: Context, tmp_path) -> None:  # noqa: F811
+        browser, served: str, ctx: Context, tmp_path) -> None:
     seeded(ctx)
     page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="ja-JP")
     keyboard_login(page, served, "suzuki")
