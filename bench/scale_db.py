@@ -215,7 +215,7 @@ def database(kind: str, home: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{home / 'renraku.db'}"
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1].parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests folder beside the package
     from tests.servers import private_postgres
 
     with private_postgres() as url:

@@ -354,6 +354,17 @@ def content_fetches(commands: Iterable[str]) -> list[str]:
     return found
 
 
+def fetched_uids(commands: Iterable[str]) -> list[int]:
+    """The UIDs whose content `commands` fetched (their UID sets, like 3,5:9, expanded; `*` not used)."""
+    uids: list[int] = []
+    for command in content_fetches(commands):
+        match = re.search(r"FETCH\s+([\d:,]+)", command, re.IGNORECASE)
+        for part in match.group(1).split(",") if match else []:
+            low, _, high = part.partition(":")
+            uids.extend(range(int(low), int(high or low) + 1))
+    return uids
+
+
 # --------------------------------------------------------------------------------------------
 # IMAP: dovecot
 
