@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, case, exists, func, literal, select, union_all
+from sqlalchemy import Integer, String, and_, case, exists, func, literal, select, true, union_all
 from sqlalchemy.orm import Session
 
 from renraku.sinks import models as m
@@ -40,17 +40,20 @@ class QueuePage:
     pages: int
 
 
-def _entries(flt: QueueFilter | None, attention: set[int]) -> Any:
-    """Applications and messages as one relation: (rtype, id, kind, status, urgent, has_errors, received)."""
+def _entries(flt: QueueFilter | None, attention: set[int], ordered: bool = True) -> Any:
+    """Applications and messages as one relation: (rtype, id, kind, status, urgent, has_errors, received);
+    only (rtype, id, kind, status) when not `ordered` (enough to count)."""
     status = case((m.Application.id.in_(attention), "attention"), else_=m.Application.status) if attention \
         else m.Application.status
     blocking = exists().where(m.Finding.application_id == m.Application.id, m.Finding.severity == "error",
                               m.Finding.overridden_by.is_(None))
     apps = select(literal("A", String).label("rtype"), m.Application.id.label("id"), m.Application.kind.label("kind"),
-                  status.label("status"), literal(0, Integer).label("urgent"),
-                  case((blocking, 1), else_=0).label("has_errors"), m.Application.created_at.label("received"))
-    msgs = select(literal("M", String), m.Message.id, m.Message.kind, m.Message.status,
-                  case((m.Message.urgent, 1), else_=0), literal(0, Integer), m.Message.created_at)
+                  status.label("status"))
+    msgs = select(literal("M", String), m.Message.id, m.Message.kind, m.Message.status)
+    if ordered:
+        apps = apps.add_columns(literal(0, Integer).label("urgent"), case((blocking, 1), else_=0).label("has_errors"),
+                                m.Application.created_at.label("received"))
+        msgs = msgs.add_columns(case((m.Message.urgent, 1), else_=0), literal(0, Integer), m.Message.created_at)
     if flt is not None:
         if flt.kind:
             apps, msgs = apps.where(m.Application.kind == flt.kind), msgs.where(m.Message.kind == flt.kind)
@@ -68,19 +71,17 @@ def _entries(flt: QueueFilter | None, attention: set[int]) -> Any:
 def queue_page(s: Session, flt: QueueFilter, page: int, attention: set[int],
                page_size: int = PAGE_SIZE) -> QueuePage:
     """One page of the queue: urgent reports first, then what has open errors, then the oldest."""
-    everything = _entries(None, attention)
+    everything = _entries(None, attention, ordered=False)
     counts: dict[str, int] = defaultdict(int)
     for state, n in s.execute(select(everything.c.status, func.count()).group_by(everything.c.status)):
         counts[state] = n
+    if flt.kind or flt.channel or flt.batch:
+        narrowed = _entries(flt, attention, ordered=False)
+        matching = s.scalar(select(func.count()).select_from(narrowed).where(_in_status(narrowed, flt.status))) or 0
+    else:  # the counts say it already
+        matching = sum(n for state, n in counts.items() if _wanted(state, flt.status))
     entries = _entries(flt, attention)
-    if flt.status == "open":
-        shown = select(entries).where(entries.c.status.in_(OPEN_STATES))
-    elif flt.status == "all":
-        shown = select(entries)
-    else:
-        shown = select(entries).where(entries.c.status == flt.status)
-    shown_sq = shown.subquery("shown")
-    matching = s.scalar(select(func.count()).select_from(shown_sq)) or 0
+    shown_sq = select(entries).where(_in_status(entries, flt.status)).subquery("shown")
     pages = max(1, -(-matching // page_size))
     page = min(max(1, page), pages)
     found = s.execute(select(shown_sq).order_by(
@@ -88,6 +89,16 @@ def queue_page(s: Session, flt: QueueFilter, page: int, attention: set[int],
         .limit(page_size).offset((page - 1) * page_size)).all()
     rows = _details(s, found)
     return QueuePage(rows, counts, sum(counts.values()), matching, page, pages)
+
+
+def _wanted(state: str, status: str) -> bool:
+    return status == "all" or state == status or (status == "open" and state in OPEN_STATES)
+
+
+def _in_status(entries: Any, status: str) -> Any:
+    if status == "all":
+        return true()
+    return entries.c.status.in_(OPEN_STATES) if status == "open" else entries.c.status == status
 
 
 def _details(s: Session, found: list[Any]) -> list[dict[str, Any]]:
