@@ -365,7 +365,7 @@ def batch_export(batch_id: int, fmt: str) -> Any:
                           .join(m.Document, m.Document.id == m.Page.document_id)
                           .join(m.Field, m.Field.sheet_id == m.Sheet.id)
                           .where(m.Document.batch_id == batch_id).order_by(m.Sheet.id, m.Field.id))
-        rows = [{"sheet_id": f"S{r[0]:06d}", "form_id": r[1], "file": r[2], "page": r[3], "sha256": r[4],
+        rows = [{"sheet_id": m.public_id("S", r[0]), "form_id": r[1], "file": r[2], "page": r[3], "sha256": r[4],
                  "field": r[5], "value": r[6], "confidence": r[7], "needs_review": r[8], "method": r[9]}
                 for r in found]
         audit.record(s, current_user.name, "export", f"batch:{batch_id}", {"format": fmt, "rows": len(rows)})

@@ -29,6 +29,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def public_id(letter: str, number: int) -> str:
+    """A record's number as people see it (A000012, S000034): also for plain rows, without an object."""
+    return f"{letter}{number:06d}"
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -126,7 +131,7 @@ class Application(Base):
 
     @property
     def public_id(self) -> str:
-        return f"A{self.id:06d}"
+        return public_id("A", self.id)
 
 
 class Sheet(Base):
@@ -150,7 +155,7 @@ class Sheet(Base):
 
     @property
     def public_id(self) -> str:
-        return f"S{self.id:06d}"
+        return public_id("S", self.id)
 
 
 class Field(Base):
@@ -285,7 +290,7 @@ class Message(Base):
 
     @property
     def public_id(self) -> str:
-        return f"M{self.id:06d}"
+        return public_id("M", self.id)
 
 
 class User(Base):
@@ -343,7 +348,7 @@ class Confirmation(Base):
 
     @property
     def public_id(self) -> str:
-        return f"C{self.id:06d}"
+        return public_id("C", self.id)
 
 
 class OutboxMail(Base):
@@ -413,4 +418,4 @@ class Case(Base):
 
     @property
     def public_id(self) -> str:
-        return f"K{self.id:06d}"
+        return public_id("K", self.id)
