@@ -160,15 +160,19 @@ def case_action(case_id: int, action: str) -> Any:
 
 # ------------------------------------------------------------------- for the other pages
 
-def queue_attention(s: Session) -> dict[int, dict[str, int]]:
-    """Approved applications whose addresses bounced or are overdue: the queue shows them as open."""
-    return confirmation.attention(s, _ctx().settings, m.utcnow())
+def queue_attention() -> Any:
+    """Approved applications whose addresses bounced or are overdue (a query): the queue shows them as open."""
+    return confirmation.attention_query(_ctx().settings, m.utcnow())
 
 
-def annotate_queue(s: Session, rows: list[dict[str, Any]], attention: dict[int, dict[str, int]]) -> None:
+def annotate_queue(s: Session, rows: list[dict[str, Any]], attention: Any) -> None:
     """Cases and confirmation trouble on the queue's rows: a lost-device row shows its case's state and
-    the time since receipt; an application in `attention` shows what bounced or is overdue."""
+    the time since receipt; an application in the `attention` query shows what bounced or is overdue."""
     now = m.utcnow()
+    apps = [int(r["id"][1:]) for r in rows if r["id"].startswith("A")]
+    trouble = attention.subquery()
+    attention = {a: {"bounced": int(b), "overdue": int(o)} for a, b, o in s.execute(
+        select(trouble).where(trouble.c.application_id.in_(apps)))} if apps else {}
     numbers = [int(r["id"][1:]) for r in rows if r["id"].startswith("M")]
     by_message = {c.message_id: c for c in s.scalars(select(m.Case).where(m.Case.message_id.in_(numbers)))} \
         if numbers else {}

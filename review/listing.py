@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, case, exists, func, literal, select, true, union_all
+from sqlalchemy import Integer, Select, String, and_, case, exists, func, literal, select, true, union_all
 from sqlalchemy.orm import Session
 
 from renraku.sinks import models as m
@@ -40,11 +40,11 @@ class QueuePage:
     pages: int
 
 
-def _entries(flt: QueueFilter | None, attention: set[int], ordered: bool = True) -> Any:
+def _entries(flt: QueueFilter | None, attention: Select[Any], ordered: bool = True) -> Any:
     """Applications and messages as one relation: (rtype, id, kind, status, urgent, has_errors, received);
     only (rtype, id, kind, status) when not `ordered` (enough to count)."""
-    status = case((m.Application.id.in_(attention), "attention"), else_=m.Application.status) if attention \
-        else m.Application.status
+    trouble = attention.subquery("trouble")
+    status = case((m.Application.id.in_(select(trouble.c.application_id)), "attention"), else_=m.Application.status)
     blocking = exists().where(m.Finding.application_id == m.Application.id, m.Finding.severity == "error",
                               m.Finding.overridden_by.is_(None))
     apps = select(literal("A", String).label("rtype"), m.Application.id.label("id"), m.Application.kind.label("kind"),
@@ -68,9 +68,11 @@ def _entries(flt: QueueFilter | None, attention: set[int], ordered: bool = True)
     return union_all(apps, msgs).subquery("entries")
 
 
-def queue_page(s: Session, flt: QueueFilter, page: int, attention: set[int],
+def queue_page(s: Session, flt: QueueFilter, page: int, attention: Select[Any],
                page_size: int = PAGE_SIZE) -> QueuePage:
-    """One page of the queue: urgent reports first, then what has open errors, then the oldest."""
+    """One page of the queue: urgent reports first, then what has open errors, then the oldest.
+
+    `attention`: a query of application ids (first column) shown as 確認メール要対応 whatever their state."""
     everything = _entries(None, attention, ordered=False)
     counts: dict[str, int] = defaultdict(int)
     for state, n in s.execute(select(everything.c.status, func.count()).group_by(everything.c.status)):

@@ -79,8 +79,8 @@ def queue() -> Any:
                       channel=request.args.get("channel", ""), batch=request.args.get("batch", ""))
     number = request.args.get("page", "1")
     with db() as s:
-        attention = queue_attention(s)  # approved applications whose addresses bounced: open again
-        found = queue_page(s, flt, int(number) if number.isdigit() and len(number) < 7 else 1, set(attention))
+        attention = queue_attention()  # approved applications whose addresses bounced: open again
+        found = queue_page(s, flt, int(number) if number.isdigit() and len(number) < 7 else 1, attention)
         for r in found.rows:
             r["url"] = url_for("views.application", app_id=r["app_id"]) if "app_id" in r \
                 else url_for("views.message", message_id=r["message_id"])
