@@ -31,11 +31,12 @@ def _print_report(report, verbose: bool) -> None:  # type: ignore[no-untyped-def
 
 def _cmd_process(args: argparse.Namespace) -> int:
     from renraku.context import open_context
+    from renraku.pipeline.progress import Progress
     from renraku.pipeline.run import process_paths
     from renraku.sinks.export import export
 
     with open_context() as ctx:
-        report = process_paths(ctx, [Path(p) for p in args.paths], channel=args.channel)
+        report = process_paths(ctx, [Path(p) for p in args.paths], channel=args.channel, progress=Progress())
         _print_report(report, args.verbose)
         print(f"  data: {ctx.settings.home} (database {ctx.engine.url.render_as_string(hide_password=True)})")
         if args.export:
@@ -124,12 +125,13 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from renraku.context import open_context
     from renraku.pipeline.intake import run_once
+    from renraku.pipeline.progress import Progress
 
     if not args.once:
         print("renraku: use `renraku run --once` for one pass, `renraku serve` for the schedule", file=sys.stderr)
         return 2
     with open_context() as ctx:
-        report = run_once(ctx, wait=not args.skip_if_running)
+        report = run_once(ctx, wait=not args.skip_if_running, progress=Progress())
     if report is None:
         print("another intake pass is running; skipped")
         return 0

@@ -149,6 +149,8 @@ class ImapSource:
                 resync = True
                 log.info("IMAP %s: %s, %d messages to look at", self.folder,
                          "first contact" if state is None else "UIDVALIDITY changed", len(candidates))
+            if self.batch.progress is not None and not resync:
+                self.batch.progress.expect(len(candidates))
             return self._take(client, uidvalidity, sorted(candidates), resync)
         finally:
             with _quietly():

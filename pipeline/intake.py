@@ -17,6 +17,7 @@ from pathlib import Path
 from renraku.context import Context
 from renraku.errors import RenrakuError
 from renraku.pipeline.imap import ImapSource
+from renraku.pipeline.progress import Progress
 from renraku.pipeline.run import Batch, BatchReport, ItemOutcome, intake_config
 from renraku.pipeline.scanfolder import ScanFolderSource
 
@@ -65,13 +66,13 @@ def pull_scan(ctx: Context, batch: Batch) -> list[ItemOutcome]:
     return source.poll() if source else []
 
 
-def run_once(ctx: Context, *, wait: bool = True) -> BatchReport | None:
+def run_once(ctx: Context, *, wait: bool = True, progress: Progress | None = None) -> BatchReport | None:
     """Pull both sources once; None when another pass holds the lock and `wait` is false."""
     with intake_lock(ctx.settings.home, wait) as got:
         if not got:
             log.info("another intake pass is running; this one is skipped")
             return None
-        with Batch(ctx, "run") as batch:
+        with Batch(ctx, "run", progress) as batch:
             for name, pull in (("imap", pull_imap), ("scan", pull_scan)):
                 try:
                     pull(ctx, batch)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from renraku.config import Settings
 from renraku.context import Context
 from renraku.pipeline import faults
+from renraku.pipeline.progress import Progress
 from renraku.pipeline.read import DocumentResult, open_document, page_pool, read_opened, walk
 from renraku.sinks import models as m
 from renraku.sinks.notify import notify_urgent
@@ -136,9 +137,10 @@ class _AlreadyRecorded(Exception):
 class Batch:
     """One batch run; use as a context manager so the batch record is closed whatever happens."""
 
-    def __init__(self, ctx: Context, kind: str = "process") -> None:
+    def __init__(self, ctx: Context, kind: str = "process", progress: Progress | None = None) -> None:
         self.ctx = ctx
         self.kind = kind
+        self.progress = progress  # a line on the terminal; None: nothing shown
         self._t0 = time.monotonic()
         self.pool = page_pool(ctx.reading, ctx.settings.workers)
         self.lost_keywords = intake_config(ctx.settings).get("lost_device", {}).get("keywords", [])
@@ -154,6 +156,8 @@ class Batch:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        if self.progress is not None:
+            self.progress.close()
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
         self.report.seconds = time.monotonic() - self._t0
@@ -204,6 +208,8 @@ class Batch:
             self.report.items.append(outcome)
             outcomes.append(outcome)
             log.info("item %s… %s (%d sheets)", digest[:12], outcome.status, outcome.sheets)
+            if self.progress is not None:
+                self.progress.advance(sum(len(part.pages) for part in walk(doc)) if doc is not None else 0)
         return outcomes
 
     def _duplicate(self, item: Received, digest: str) -> ItemOutcome:
@@ -310,7 +316,8 @@ def _read_in_folder(path: Path) -> bytes:
         return fh.read()
 
 
-def process_paths(ctx: Context, paths: Iterable[Path], channel: str = "upload") -> BatchReport:
+def process_paths(ctx: Context, paths: Iterable[Path], channel: str = "upload",
+                  progress: Progress | None = None) -> BatchReport:
     """`renraku process`: every file under `paths` through the pipeline, as one batch.
 
     A file named on the command line is read as named; in a folder, links are not followed (like
@@ -318,9 +325,12 @@ def process_paths(ctx: Context, paths: Iterable[Path], channel: str = "upload") 
     """
     paths = [Path(p) for p in paths]
     named = set(paths)
-    with Batch(ctx, "process") as batch:
+    with Batch(ctx, "process", progress) as batch:
         window: list[Received] = []
-        for path in files_under(paths, exclude=ctx.settings.home):
+        files = list(files_under(paths, exclude=ctx.settings.home))
+        if progress is not None:
+            progress.expect(len(files))
+        for path in files:
             in_folder = path not in named
             if in_folder and path.is_symlink():
                 batch.report.items.append(ItemOutcome(str(path), "", "unsupported", LINK_REFUSED))

@@ -64,7 +64,10 @@ class ScanFolderSource:
     def poll(self) -> list[ItemOutcome]:
         outcomes: list[ItemOutcome] = []
         window: list[tuple[Path, Received]] = []
-        for path in self.ready():
+        ready = list(self.ready())
+        if self.batch.progress is not None:
+            self.batch.progress.expect(len(ready))
+        for path in ready:
             try:
                 data = path.read_bytes()
             except OSError as exc:

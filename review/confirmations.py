@@ -160,12 +160,22 @@ def case_action(case_id: int, action: str) -> Any:
 
 # ------------------------------------------------------------------- for the other pages
 
-def annotate_queue(s: Session, rows: list[dict[str, Any]]) -> None:
-    """Cases and confirmation trouble in the queue: a lost-device row shows its case's state and the
-    time since receipt; an approved application whose addresses bounced or are overdue is open again."""
+def queue_attention() -> Any:
+    """Approved applications whose addresses bounced or are overdue (a query): the queue shows them as open."""
+    return confirmation.attention_query(_ctx().settings, m.utcnow())
+
+
+def annotate_queue(s: Session, rows: list[dict[str, Any]], attention: Any) -> None:
+    """Cases and confirmation trouble on the queue's rows: a lost-device row shows its case's state and
+    the time since receipt; an application in the `attention` query shows what bounced or is overdue."""
     now = m.utcnow()
-    by_message = {c.message_id: c for c in s.scalars(select(m.Case))}
-    attention = confirmation.attention(s, _ctx().settings, now)
+    apps = [int(r["id"][1:]) for r in rows if r["id"].startswith("A")]
+    trouble = attention.subquery()
+    attention = {a: {"bounced": int(b), "overdue": int(o)} for a, b, o in s.execute(
+        select(trouble).where(trouble.c.application_id.in_(apps)))} if apps else {}
+    numbers = [int(r["id"][1:]) for r in rows if r["id"].startswith("M")]
+    by_message = {c.message_id: c for c in s.scalars(select(m.Case).where(m.Case.message_id.in_(numbers)))} \
+        if numbers else {}
     for r in rows:
         number = int(r["id"][1:])
         if r["id"].startswith("M") and number in by_message:

@@ -24,8 +24,8 @@ from email.message import Message as MimeMessage
 from email.utils import getaddresses, make_msgid
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from renraku import normalize
 from renraku.config import Settings, load_settings
@@ -401,21 +401,25 @@ def mark_undeliverable(session: Session, conf: m.Confirmation, reason: str, evid
                   "application": app.public_id if app else None})
 
 
+def attention_query(settings: Settings, now: dt.datetime | None = None) -> Select[Any]:
+    """(application_id, bounced, overdue) of each application with a confirmation that bounced or is
+    overdue; a person's newer confirmation (resent to a corrected address) replaces the older.
+
+    A query, not a list: the queue uses it inside its own (tens of thousands of confirmations)."""
+    overdue_from = (now or m.utcnow()) - dt.timedelta(days=settings.confirm_overdue_days)
+    conf, newer = m.Confirmation, aliased(m.Confirmation)
+    latest = ~exists().where(newer.staff_id == conf.staff_id, newer.id > conf.id)
+    bounced = func.sum(case((conf.status == "bounced", 1), else_=0))
+    overdue = func.sum(case((and_(conf.status == "sent", conf.sent_at <= overdue_from), 1), else_=0))
+    return (select(conf.application_id, bounced, overdue)
+            .where(conf.status.in_(("sent", "bounced")), conf.application_id.is_not(None), latest)
+            .group_by(conf.application_id).having(or_(bounced > 0, overdue > 0)))
+
+
 def attention(session: Session, settings: Settings, now: dt.datetime | None = None) -> dict[int, dict[str, int]]:
     """Per application: how many of its confirmations bounced or are overdue (the queue shows these)."""
-    found: dict[int, dict[str, int]] = {}
-    latest = {staff: last for staff, last in session.execute(
-        select(m.Confirmation.staff_id, func.max(m.Confirmation.id)).group_by(m.Confirmation.staff_id))}
-    for conf in session.scalars(select(m.Confirmation).where(m.Confirmation.status.in_(("sent", "bounced")),
-                                                             m.Confirmation.application_id.is_not(None))):
-        st = state(conf, settings, now)
-        if latest.get(conf.staff_id) != conf.id:
-            continue  # resent to a corrected address: the newer confirmation counts
-        if st in ("bounced", "overdue"):
-            app_id = conf.application_id
-            assert app_id is not None
-            found.setdefault(app_id, {"bounced": 0, "overdue": 0})[st] += 1
-    return found
+    return {app_id: {"bounced": int(b), "overdue": int(o)}
+            for app_id, b, o in session.execute(attention_query(settings, now))}
 
 
 def record_sent(session: Session, mail: m.OutboxMail, evidence: str = "smtp") -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from renraku.sinks import models as m
 
@@ -69,12 +69,14 @@ def approved_staff(session: Session) -> Iterator[dict[str, Any]]:
     from renraku.sinks.cases import suspended_staff
 
     suspended = suspended_staff(session)
-    staff = session.scalars(select(m.Staff).where(m.Staff.active).order_by(m.Staff.id)
-                            .options(selectinload(m.Staff.facility)))
-    for s in staff:
-        yield {"facility_name": s.facility.name, "name": s.name, "name_kana": s.name_kana, "job": s.job,
-               "admin": s.admin, "email": s.email, "source": s.source,
-               "registered_on": s.registered_on.isoformat() if s.registered_on else "", "suspended": s.id in suspended}
+    p = m.Staff
+    staff = session.execute(select(p.id, m.Facility.name, p.name, p.name_kana, p.job, p.admin, p.email, p.source,
+                                   p.registered_on).join(m.Facility, m.Facility.id == p.facility_id)
+                            .where(p.active).order_by(p.id))
+    for staff_id, facility, name, kana, job, admin, email, source, registered_on in staff:
+        yield {"facility_name": facility, "name": name, "name_kana": kana, "job": job, "admin": admin, "email": email,
+               "source": source, "registered_on": registered_on.isoformat() if registered_on else "",
+               "suspended": staff_id in suspended}
 
 
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -117,17 +119,56 @@ def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> int:
     return count
 
 
+def _sheet_records(session: Session) -> Iterator[dict[str, Any]]:
+    """sheet_record of every sheet, from plain rows: a sheet's head, then its fields in one ordered stream
+    (millions of fields at a prefecture's size: no object per field)."""
+    d, p, sh, f = m.Document, m.Page, m.Sheet, m.Field
+    heads = session.execute(select(sh.id, sh.application_id, sh.form_id, sh.status, d.channel, d.file_name,
+                                   d.message_id, p.number, d.sha256)
+                            .join(p, p.id == sh.page_id).join(d, d.id == p.document_id).order_by(sh.id)).all()
+    fields = iter(session.execute(select(f.sheet_id, f.path, f.value, f.confidence, f.needs_review, f.method)
+                                  .order_by(f.sheet_id, f.id).execution_options(yield_per=20_000)))
+    pending = next(fields, None)
+    for sheet_id, app_id, form_id, status, channel, file_name, message_id, page, sha256 in heads:
+        values = {}
+        while pending is not None and pending[0] <= sheet_id:
+            if pending[0] == sheet_id:
+                values[pending[1]] = {"value": pending[2], "confidence": round(pending[3], 4),
+                                      "needs_review": pending[4], "method": pending[5]}
+            pending = next(fields, None)
+        yield {"sheet_id": m.public_id("S", sheet_id),
+               "application_id": m.public_id("A", app_id) if app_id is not None else None,
+               "form_id": form_id,
+               "source": {"channel": channel, "file": file_name, "message_id": message_id, "page": page,
+                          "sha256": sha256},
+               "fields": values, "status": status}
+
+
+def _application_records(session: Session) -> Iterator[dict[str, Any]]:
+    """application_record of every application, from plain rows (one query per table)."""
+    sheets: dict[int, list[str]] = {}
+    for app_id, sheet_id in session.execute(select(m.Sheet.application_id, m.Sheet.id)
+                                            .where(m.Sheet.application_id.is_not(None)).order_by(m.Sheet.id)):
+        sheets.setdefault(app_id, []).append(m.public_id("S", sheet_id))
+    findings: dict[int, list[dict[str, Any]]] = {}
+    for app_id, rule, field, severity, message in session.execute(
+            select(m.Finding.application_id, m.Finding.rule, m.Finding.field, m.Finding.severity, m.Finding.message)
+            .order_by(m.Finding.id)):
+        findings.setdefault(app_id, []).append({"rule": rule, "field": field, "severity": severity, "message": message})
+    for app_id, kind, facility_name, missing, status in session.execute(
+            select(m.Application.id, m.Application.kind, m.Application.facility_name, m.Application.missing,
+                   m.Application.status).order_by(m.Application.id)):
+        yield {"application_id": m.public_id("A", app_id), "kind": kind, "facility_name": facility_name,
+               "sheets": sheets.get(app_id, []), "missing": list(missing), "findings": findings.get(app_id, []),
+               "status": status}
+
+
 def export(session: Session, out_dir: Path) -> ExportSummary:
     """Write the three export files into `out_dir` (created 0700: the export holds personal data)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    sheets = session.scalars(select(m.Sheet).order_by(m.Sheet.id).options(
-        selectinload(m.Sheet.fields), selectinload(m.Sheet.page).selectinload(m.Page.document),
-        selectinload(m.Sheet.application)))
-    n_sheets = _write_jsonl(out_dir / "sheets.jsonl", (sheet_record(s) for s in sheets))
-    apps = session.scalars(select(m.Application).order_by(m.Application.id).options(
-        selectinload(m.Application.sheets), selectinload(m.Application.findings)))
-    n_apps = _write_jsonl(out_dir / "applications.jsonl", (application_record(a) for a in apps))
+    n_sheets = _write_jsonl(out_dir / "sheets.jsonl", _sheet_records(session))
+    n_apps = _write_jsonl(out_dir / "applications.jsonl", _application_records(session))
     staff = pd.DataFrame(list(approved_staff(session)), columns=STAFF_COLUMNS)
     csv_safe(staff).to_csv(out_dir / "staff.csv", index=False, encoding="utf-8")
     return ExportSummary(out_dir, n_sheets, n_apps, len(staff))

@@ -29,6 +29,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def public_id(letter: str, number: int) -> str:
+    """A record's number as people see it (A000012, S000034): also for plain rows, without an object."""
+    return f"{letter}{number:06d}"
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -63,7 +68,7 @@ class Document(Base):
     status: Mapped[str] = mapped_column(String(20))  # read | unsupported | unreadable | message
     reason: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
 
     pages: Mapped[list[Page]] = relationship(back_populates="document", order_by="Page.number")
     children: Mapped[list[Document]] = relationship(back_populates="parent")
@@ -115,7 +120,7 @@ class Application(Base):
     missing: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     decided_by: Mapped[str | None] = mapped_column(String(80))  # who approved or rejected
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     decision_note: Mapped[str | None] = mapped_column(Text)
@@ -126,7 +131,7 @@ class Application(Base):
 
     @property
     def public_id(self) -> str:
-        return f"A{self.id:06d}"
+        return public_id("A", self.id)
 
 
 class Sheet(Base):
@@ -140,7 +145,7 @@ class Sheet(Base):
     method: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))  # needs_review | ready | unreadable | not_a_form
     reason: Mapped[str | None] = mapped_column(Text)
-    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     page: Mapped[Page] = relationship(back_populates="sheet")
@@ -150,7 +155,7 @@ class Sheet(Base):
 
     @property
     def public_id(self) -> str:
-        return f"S{self.id:06d}"
+        return public_id("S", self.id)
 
 
 class Field(Base):
@@ -180,7 +185,7 @@ class Finding(Base):
 
     __tablename__ = "findings"
     id: Mapped[int] = mapped_column(primary_key=True)
-    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
     rule: Mapped[str] = mapped_column(String(40))
     field: Mapped[str | None] = mapped_column(String(80))
     sheet_id: Mapped[int | None] = mapped_column(ForeignKey("sheets.id"))
@@ -222,7 +227,7 @@ class Staff(Base):
 
     __tablename__ = "staff"
     id: Mapped[int] = mapped_column(primary_key=True)
-    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"))
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id"), index=True)
     name: Mapped[str] = mapped_column(Text)
     name_kana: Mapped[str] = mapped_column(Text, default="")
     job: Mapped[str] = mapped_column(Text, default="")
@@ -279,13 +284,13 @@ class Message(Base):
     note: Mapped[str] = mapped_column(Text, default="")  # why it is here (Japanese)
     notified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
 
     document: Mapped[Document] = relationship()
 
     @property
     def public_id(self) -> str:
-        return f"M{self.id:06d}"
+        return public_id("M", self.id)
 
 
 class User(Base):
@@ -325,7 +330,8 @@ class Confirmation(Base):
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), index=True)
     email: Mapped[str] = mapped_column(String(320))
     token: Mapped[str] = mapped_column(String(64), unique=True)
-    status: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting|sent|confirmed|bounced|cancelled
+    # waiting | sent | confirmed | bounced | cancelled
+    status: Mapped[str] = mapped_column(String(20), default="waiting", index=True)
     reason: Mapped[str] = mapped_column(Text, default="")  # why bounced or cancelled (Japanese)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -342,7 +348,7 @@ class Confirmation(Base):
 
     @property
     def public_id(self) -> str:
-        return f"C{self.id:06d}"
+        return public_id("C", self.id)
 
 
 class OutboxMail(Base):
@@ -412,4 +418,4 @@ class Case(Base):
 
     @property
     def public_id(self) -> str:
-        return f"K{self.id:06d}"
+        return public_id("K", self.id)

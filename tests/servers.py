@@ -354,6 +354,17 @@ def content_fetches(commands: Iterable[str]) -> list[str]:
     return found
 
 
+def fetched_uids(commands: Iterable[str]) -> list[int]:
+    """The UIDs whose content `commands` fetched (their UID sets, like 3,5:9, expanded; `*` not used)."""
+    uids: list[int] = []
+    for command in content_fetches(commands):
+        match = re.search(r"FETCH\s+([\d:,]+)", command, re.IGNORECASE)
+        for part in match.group(1).split(",") if match else []:
+            low, _, high = part.partition(":")
+            uids.extend(range(int(low), int(high or low) + 1))
+    return uids
+
+
 # --------------------------------------------------------------------------------------------
 # IMAP: dovecot
 
@@ -1079,3 +1090,46 @@ def smtp_server(imap_server: ImapServer) -> Iterator[SmtpServer]:
     server = start_smtp_server(imap_server)
     yield server
     server.cleanup()
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL: a private cluster
+
+
+def pg_bin() -> Path | None:
+    """The newest installed PostgreSQL server's bin folder (Debian keeps them per version)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[str]:
+    """A PostgreSQL cluster in a temp folder on a free port (never the system service); its URL.
+
+    Used by the tests (`postgres_url`) and by bench/scale_db.py.
+    """
+    bindir = pg_bin()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL server binaries are not installed (apt install postgresql)")
+    # Directly under /tmp: pytest's own temp folders are private to root, the server user can't enter.
+    data = Path(tempfile.mkdtemp(prefix="renraku-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres user
+        shutil.chown(data, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = free_port("127.0.0.1")
+    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "renraku", "--auth=trust",
+                    "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
+    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "-o",
+                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        for _ in range(50):
+            if subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        yield f"postgresql+psycopg://renraku@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)

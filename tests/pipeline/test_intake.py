@@ -17,7 +17,7 @@ from renraku.context import Context, open_context
 from renraku.pipeline.intake import run_once
 from renraku.samples.generator import eml_with_attachments, invent_set, render_pdf
 from renraku.sinks import models as m
-from tests.servers import content_fetches, imap_server, imap_server_factory, smtp_server  # noqa: F401
+from tests.servers import content_fetches, fetched_uids, imap_server, imap_server_factory, smtp_server  # noqa: F401
 
 JST = dt.timezone(dt.timedelta(hours=9))
 
@@ -86,6 +86,21 @@ def test_a_poll_with_nothing_new_fetches_no_message_bodies(intake_env) -> None:
     commands = server.client_commands()
     assert content_fetches(commands) == []
     assert any("UID SEARCH UID 2001:*" in c.upper() for c in commands)
+
+
+def test_a_poll_fetches_the_bodies_of_the_new_messages_only(intake_env) -> None:
+    server, _scan = intake_env
+    server.append_many("INBOX", [mail(n) for n in range(300)], flags=["$Renraku"])  # taken long ago
+    ctx = open_context()
+    try:
+        run_once(ctx)
+        new = server.append_many("INBOX", [mail(300 + n) for n in range(5)])
+        server.clear_client_commands()
+        report = run_once(ctx)
+    finally:
+        ctx.close()
+    assert report is not None and [i.status for i in report.items] == ["recorded"] * 5
+    assert fetched_uids(server.client_commands()) == new
 
 
 def test_a_changed_uidvalidity_brings_no_duplicates_and_loses_nothing(intake_env) -> None:

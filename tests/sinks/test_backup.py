@@ -20,7 +20,8 @@ from renraku.samples.generator import invent_set, render_pdf
 from renraku.sinks import models as m
 from renraku.sinks.queue import Actor, correct_field
 from tests.review.conftest import PEOPLE, login
-from tests.sinks.test_db import _pg_bin, postgres_url  # noqa: F401 (a fixture)
+from tests.servers import pg_bin
+from tests.sinks.test_db import postgres_url  # noqa: F401 (a fixture)
 
 INBOX = Path(__file__).resolve().parents[2] / "samples" / "inbox"
 
@@ -104,7 +105,7 @@ def test_a_damaged_backup_or_an_occupied_home_is_refused(
 def test_with_postgresql_pg_dump_and_pg_restore_then_restore_as_the_admin_guide_says(
         home: Path, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
         capsys: pytest.CaptureFixture[str]) -> None:
-    bindir = _pg_bin()
+    bindir = pg_bin()
     if bindir is None:
         pytest.skip("pg_dump is not installed (apt install postgresql)")
     monkeypatch.setenv("RENRAKU_DB_URL", postgres_url)

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +12,7 @@ from sqlalchemy import inspect, text
 
 from renraku.sinks import models as m
 from renraku.sinks.db import make_engine, migrate, session_factory
+from tests.servers import pg_bin, private_postgres
 
 
 def _roundtrip(url: str) -> None:
@@ -74,44 +70,16 @@ def test_the_sqlite_database_and_its_journal_are_private(tmp_path: Path) -> None
     assert oct(fresh.stat().st_mode & 0o777) == "0o600"
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
 @pytest.fixture
 def postgres_url():
     """A private PostgreSQL cluster in a temp folder (never the system service)."""
     if os.environ.get("RENRAKU_TEST_PG_URL"):
         yield os.environ["RENRAKU_TEST_PG_URL"]
         return
-    bindir = _pg_bin()
-    if bindir is None:
+    if pg_bin() is None:
         pytest.skip("PostgreSQL server binaries are not installed (apt install postgresql)")
-    # Directly under /tmp: pytest's own temp folders are private to root, the server user can't enter.
-    data = Path(tempfile.mkdtemp(prefix="renraku-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres user
-        shutil.chown(data, "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "renraku", "--auth=trust",
-                    "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "-o",
-                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
-    try:
-        for _ in range(50):
-            if subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                              capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        yield f"postgresql+psycopg://renraku@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+    with private_postgres() as url:
+        yield url
 
 
 def test_postgresql_by_url(postgres_url: str) -> None:
