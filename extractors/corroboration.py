@@ -157,12 +157,6 @@ class Findings:
     verdicts: list[Verdict] = field(default_factory=list)
     doubts: list[Doubt] = field(default_factory=list)
 
-    def __iadd__(self, other: Findings) -> Findings:
-        self.changes += other.changes
-        self.verdicts += other.verdicts
-        self.doubts += other.doubts
-        return self
-
 
 class Rule:
     """One corroboration. Subclasses say what they are and `find` what they see."""

@@ -193,7 +193,7 @@ class ContactAmongStaff(Rule):
         if "name" not in contact or "email" not in contact:
             return out
         c_name, c_email = contact["name"], contact["email"]
-        others = [r for r in _emails(view)]
+        others = _emails(view)
         values: dict[int, str] = {}  # what this rule has put in so far, by reading
 
         def now(r: FieldReading) -> str:
