@@ -1,13 +1,14 @@
-"""Tesseract, called few times: crops that are read the same way share one process.
+"""Tesseract, called few times: crops that are read the same way share one call.
 
-Each Tesseract call starts a process and loads its language model (a large share of a second for
-`jpn`), so reading field by field would cost seconds per page. The crops of a setting are stacked
-on a canvas (one canvas per variant: plain, enlarged, binarised) and all canvases go to one call as
-a list of images, so the model is loaded once; every word is given back to the crop whose band
-holds its centre. A variant named `…/alone` puts each crop on an image of its own instead, in the
-same call. The two miss different things: stacked, Tesseract sees a consistent text size (better on
-photos and handwriting), but specks and rules of neighbouring crops can throw its line finding off
-(a typed fax page read 78 % stacked, 84 % alone); doubtful crops are read both ways and vote.
+Tesseract runs in this process through its C API (tesserocr), each language model loaded once and
+kept: a process per call loading its model cost about a fifth of the OCR time. Reading field by
+field would still cost an image per field, so the crops of a setting are stacked on a canvas (one
+canvas per variant: plain, enlarged, binarised) and all canvases go to one call as a list of
+images; every word is given back to the crop whose band holds its centre. A variant named
+`…/alone` puts each crop on an image of its own instead, in the same call. The two miss different
+things: stacked, Tesseract sees a consistent text size (better on photos and handwriting), but
+specks and rules of neighbouring crops can throw its line finding off (a typed fax page read 78 %
+stacked, 84 % alone); doubtful crops are read both ways and vote.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -150,14 +154,8 @@ def _scaled(crop: np.ndarray, factor: float) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def installed_langs() -> frozenset[str]:
-    """Tesseract's models (pytesseract.get_languages leaves out capitalised script models)."""
-    import subprocess
-
-    import pytesseract
-
-    listing = subprocess.run([pytesseract.pytesseract.tesseract_cmd, "--list-langs"], capture_output=True,
-                             text=True, check=False).stdout
-    return frozenset(line.strip() for line in listing.splitlines()[1:] if line.strip())
+    """Tesseract's models in its data folder (capitalised script models such as `Japanese` too)."""
+    return frozenset(_tesserocr().get_languages()[1])
 
 
 def check_langs(setting: Setting) -> Setting:
@@ -171,22 +169,58 @@ def check_langs(setting: Setting) -> Setting:
     return setting
 
 
-def _tesseract(paths: list[str], setting: Setting) -> Iterator[tuple[int, Word]]:
-    """Read image files with one Tesseract process (the model is loaded once): (image index, word).
-    The list of files is written beside the first of them."""
-    import pytesseract
+def _tesserocr() -> Any:
+    # OpenMP reads its thread limit when libtesseract is first loaded: one core per reader, as the
+    # page workers and the second reader thread take the other
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    import tesserocr
 
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one core per page: pages run in parallel
-    listing = paths[0] + ".list"
-    with open(listing, "w") as fh:
-        fh.write("\n".join(paths) + "\n")
-    data = pytesseract.image_to_data(listing, lang=setting.lang, config=setting.config(),
-                                     output_type=pytesseract.Output.DICT)
-    for page, text, conf, x, y, w, h in zip(data["page_num"], data["text"], data["conf"], data["left"], data["top"],
-                                            data["width"], data["height"], strict=True):
-        text = str(text).strip()
-        if text and float(conf) >= 0:
-            yield int(page) - 1, Word(text, float(conf), (x, y, x + w, y + h))
+    return tesserocr
+
+
+_ENGINES: dict[str, list[Any]] = defaultdict(list)  # loaded models, free for the next call
+_ENGINES_LOCK = threading.Lock()
+
+
+@contextmanager
+def _engine(lang: str) -> Iterator[Any]:
+    """Tesseract with `lang` loaded, kept for the next call: starting a process and loading the model
+    for every call cost a fifth of the OCR time. One instance per concurrent call (an instance is not
+    thread-safe); the model is loaded as many times as calls of that language ever overlapped."""
+    with _ENGINES_LOCK:
+        free = _ENGINES[lang]
+        api = free.pop() if free else None
+    if api is None:
+        tesserocr = _tesserocr()
+        api = tesserocr.PyTessBaseAPI(lang=lang, variables={"preserve_interword_spaces": "1"})
+    try:
+        yield api
+    finally:
+        with _ENGINES_LOCK:
+            _ENGINES[lang].append(api)
+
+
+def _tesseract(paths: list[str], setting: Setting) -> Iterator[tuple[int, Word]]:
+    """Read image files with Tesseract's API, the model already loaded: (image index, word).
+
+    The words are those Tesseract's own TSV output gives (same engine, same settings: checked on
+    the dev set's calls, word for word), confidence truncated to a whole number as TSV writes it.
+    """
+    tesserocr = _tesserocr()
+    word = tesserocr.RIL.WORD
+    with _engine(setting.lang) as api:
+        api.SetPageSegMode(setting.psm)
+        api.SetVariable("tessedit_char_whitelist", setting.whitelist or "")
+        for i, path in enumerate(paths):
+            api.SetImageFile(path)
+            api.Recognize()
+            found = api.GetIterator()
+            for w in tesserocr.iterate_level(found, word):
+                if w.Empty(word):
+                    continue
+                text, conf = (w.GetUTF8Text(word) or "").strip(), w.Confidence(word)
+                if text and conf >= 0:
+                    yield i, Word(text, float(int(conf)), w.BoundingBox(word))
 
 
 @dataclass
@@ -253,8 +287,8 @@ def _images(i: int, request: Request, folder: str) -> list[_Image]:
 
 
 def read_requests(requests: Sequence[Request], workers: int = 1) -> list[dict[Hashable, list[Reading]]]:
-    """Read the crops of many pages with few Tesseract processes: the images of all requests of one
-    setting go to `workers` processes at once (the model is loaded once per process, not per page).
+    """Read the crops of many pages with few Tesseract calls: the images of all requests of one
+    setting go to `workers` calls at once (threads; Tesseract releases the GIL while it reads).
 
     The images are cut the same way whatever the number of workers (a page's canvas holds only that
     page's crops) and Tesseract reads each image of a list on its own, so the readings do not depend
@@ -272,14 +306,14 @@ def read_requests(requests: Sequence[Request], workers: int = 1) -> list[dict[Ha
              for k in r.crops} for i, r in enumerate(requests)]
 
 
-LOAD_PIXELS = 1_000_000  # starting Tesseract and loading a model (~0.17 s here) costs about this much reading
+LOAD_PIXELS = 1_000_000  # loading a model (~0.17 s here, once per thread and language) costs about this much reading
 
 
 def plan_jobs(images: dict[Setting, list[_Image]], workers: int) -> list[tuple[Setting, list[_Image]]]:
-    """Tesseract processes for a round, largest first: one per setting, the largest split in halves
-    while it alone is more than a worker's share. Every process loads its model again, so a small
-    setting split over two workers costs more than it saves (a window of eight phone photos started
-    25 processes); largest first, the two workers finish together."""
+    """Tesseract calls for a round, largest first: one per setting, the largest split in halves
+    while it alone is more than a worker's share (a small setting split over two workers cost more
+    than it saved while every call loaded its model; a window of eight phone photos started 25
+    processes); largest first, the two workers finish together."""
     def cost(job: tuple[Setting, list[_Image]]) -> int:
         return LOAD_PIXELS + sum(im.pixels for im in job[1])
 
@@ -296,7 +330,7 @@ def plan_jobs(images: dict[Setting, list[_Image]], workers: int) -> list[tuple[S
 
 
 def _read_images(images: dict[Setting, list[_Image]], workers: int) -> dict[tuple[int, int, Hashable], list[Word]]:
-    """Every image read with its setting, `workers` Tesseract processes at a time; each word given
+    """Every image read with its setting, `workers` Tesseract calls at a time; each word given
     to the crop whose band holds its centre, in the crop's own coordinates."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -307,7 +341,7 @@ def _read_images(images: dict[Setting, list[_Image]], workers: int) -> dict[tupl
         setting, chunk = job
         return [(chunk[j], w) for j, w in _tesseract([im.path for im in chunk], setting)]
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:  # the work is in the subprocesses
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:  # Tesseract reads without the GIL
         for found in threads.map(run, jobs):
             for image, word in found:
                 x0, y0, x1, y1 = word.box
@@ -322,6 +356,6 @@ def _read_images(images: dict[Setting, list[_Image]], workers: int) -> dict[tupl
 
 def read(crops: dict[Hashable, np.ndarray], setting: Setting,
          variants: Sequence[str] = ("plain",)) -> dict[Hashable, list[Reading]]:
-    """Read every crop, once per variant, in a single Tesseract process (see `read_requests`)."""
+    """Read every crop, once per variant, in a single Tesseract call (see `read_requests`)."""
     return read_requests([Request(setting, crops, tuple(variants))])[0]
 

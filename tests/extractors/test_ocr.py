@@ -1,4 +1,4 @@
-"""Crops read stacked and alone: one Tesseract process for both, each crop gets its own text."""
+"""Crops read stacked and alone: few Tesseract calls, each crop gets its own text, as the command reads it."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _line(text: str, size: int = 34) -> np.ndarray:
     return np.asarray(image)
 
 
-def test_stacked_and_alone_readings_come_from_one_process_and_keep_crops_apart(monkeypatch) -> None:
+def test_stacked_and_alone_readings_come_from_one_call_and_keep_crops_apart(monkeypatch) -> None:
     calls = []
     real = ocr._tesseract
 
@@ -89,3 +89,47 @@ def test_a_doubtful_crop_is_read_again_until_its_readings_agree_and_no_further(t
     assert len(found["staff[2].job"]) == 1 + stage[0]  # doubtful, then agreed: no later stage
     assert reader.settled("staff[2].job", found["staff[2].job"], 0)
     assert len(found["staff[3].email"]) == 1 + sum(len(s.variants) for s in reader.stages)  # never agreed
+
+
+def _cli_words(path: str, setting: ocr.Setting) -> list[tuple[str, float, tuple[int, int, int, int]]]:
+    """What the tesseract command itself gives for an image (TSV; confidence to a whole number, as the
+    calibration was fitted on), to hold the API to it."""
+    import csv
+    import subprocess
+
+    command = ["tesseract", path, "stdout", "-l", setting.lang, *setting.config().split(), "tsv"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True,
+                         env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin"})
+    rows = csv.DictReader(out.stdout.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE)
+    words = []
+    for r in rows:
+        if r["text"] and r["text"].strip() and float(r["conf"]) >= 0:
+            x, y = int(r["left"]), int(r["top"])
+            box = (x, y, x + int(r["width"]), y + int(r["height"]))
+            words.append((r["text"].strip(), float(int(float(r["conf"]))), box))
+    return words
+
+
+def test_the_loaded_model_reads_what_the_tesseract_command_reads_and_forgets_the_last_whitelist(tmp_path) -> None:
+    import cv2
+
+    images = {"address": _line("栃木県宇都宮市本町2-5"), "phone": _line("028-622-0111")}
+    paths = {k: str(tmp_path / f"{k}.pgm") for k in images}
+    for k, pixels in images.items():
+        cv2.imwrite(paths[k], cv2.copyMakeBorder(pixels, 16, 16, 16, 16, cv2.BORDER_CONSTANT, value=255))
+    digits = ocr.Setting("digits", "jpn", whitelist="0123456789-")
+    free = ocr.Setting("jpn", "jpn")
+    for setting, key in ((free, "address"), (digits, "phone"), (free, "address")):  # the same engine each time
+        api = [(w.text, w.conf, w.box) for _i, w in ocr._tesseract([paths[key]], setting)]
+        assert api == _cli_words(paths[key], setting)
+    assert "栃木" in "".join(w.text for _i, w in ocr._tesseract([paths["address"]], free))  # no digits-only left over
+
+
+def test_readings_are_the_same_whether_one_or_two_calls_run_at_once() -> None:
+    crops = {f"c{i}": _line(text) for i, text in enumerate(["看護師", "宇都宮市", "介護支援専門員", "薬剤師"] * 3)}
+    requests = [ocr.Request(ocr.Setting("jpn", "jpn"), crops, ("plain", "plain/alone")),
+                ocr.Request(ocr.Setting("Japanese", "Japanese"), crops, ("plain",))]
+    one = ocr.read_requests(requests, workers=1)
+    for _ in range(3):
+        assert [{k: [r.text for r in rs] for k, rs in found.items()} for found in ocr.read_requests(requests, 2)] \
+            == [{k: [r.text for r in rs] for k, rs in found.items()} for found in one]
