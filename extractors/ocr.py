@@ -306,44 +306,24 @@ def read_requests(requests: Sequence[Request], workers: int = 1) -> list[dict[Ha
              for k in r.crops} for i, r in enumerate(requests)]
 
 
-LOAD_PIXELS = 1_000_000  # loading a model (~0.17 s here, once per thread and language) costs about this much reading
-
-
-def plan_jobs(images: dict[Setting, list[_Image]], workers: int) -> list[tuple[Setting, list[_Image]]]:
-    """Tesseract calls for a round, largest first: one per setting, the largest split in halves
-    while it alone is more than a worker's share (a small setting split over two workers cost more
-    than it saved while every call loaded its model; a window of eight phone photos started 25
-    processes); largest first, the two workers finish together."""
-    def cost(job: tuple[Setting, list[_Image]]) -> int:
-        return LOAD_PIXELS + sum(im.pixels for im in job[1])
-
-    jobs = [(setting, items) for setting, items in images.items() if items]
-    share = sum(cost(j) for j in jobs) / max(1, workers)
-    while workers > 1 and jobs:
-        jobs.sort(key=cost, reverse=True)
-        setting, items = jobs[0]
-        if cost(jobs[0]) <= share or len(items) < 2:
-            break
-        half = len(items) // 2
-        jobs[0:1] = [(setting, items[:half]), (setting, items[half:])]
-    return sorted(jobs, key=cost, reverse=True)
-
-
 def _read_images(images: dict[Setting, list[_Image]], workers: int) -> dict[tuple[int, int, Hashable], list[Word]]:
-    """Every image read with its setting, `workers` Tesseract calls at a time; each word given
-    to the crop whose band holds its centre, in the crop's own coordinates."""
+    """Every image read with its setting, `workers` at a time, largest first (the threads finish
+    together: no call waits for a model to load, so one image is as good a share as a setting's
+    whole list); each word given to the crop whose band holds its centre, in the crop's own
+    coordinates."""
     from concurrent.futures import ThreadPoolExecutor
 
     words: dict[tuple[int, int, Hashable], list[Word]] = defaultdict(list)
-    jobs = plan_jobs(images, workers)
+    queue = sorted(((setting, image) for setting, items in images.items() for image in items),
+                   key=lambda pair: pair[1].pixels, reverse=True)
 
-    def run(job: tuple[Setting, list[_Image]]) -> list[tuple[_Image, Word]]:
-        setting, chunk = job
-        return [(chunk[j], w) for j, w in _tesseract([im.path for im in chunk], setting)]
+    def run(pair: tuple[Setting, _Image]) -> tuple[_Image, list[Word]]:
+        setting, image = pair
+        return image, [w for _j, w in _tesseract([image.path], setting)]
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:  # Tesseract reads without the GIL
-        for found in threads.map(run, jobs):
-            for image, word in found:
+        for image, found in threads.map(run, queue):
+            for word in found:
                 x0, y0, x1, y1 = word.box
                 cy = (y0 + y1) / 2
                 for key, b0, b1 in image.bands:
