@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from renraku.config import Settings
 from renraku.context import Context
+from renraku.extractors.corroboration import Links
 from renraku.pipeline import faults
 from renraku.pipeline.progress import Progress
 from renraku.pipeline.read import DocumentResult, open_document, page_pool, read_opened, walk
@@ -144,6 +145,7 @@ class Batch:
         self._t0 = time.monotonic()
         self.pool = page_pool(ctx.reading, ctx.settings.workers)
         self.lost_keywords = intake_config(ctx.settings).get("lost_device", {}).get("keywords", [])
+        self.shared_boxes = {t.form_id: Links.of(t).shared for t in ctx.reading.templates}
         with ctx.sessions.begin() as session:
             mark_interrupted(session)
             row = m.Batch(kind=kind, status="running", stats={"pid": os.getpid(), "host": socket.gethostname()})
@@ -247,7 +249,7 @@ class Batch:
                 doc = document_by_sha(session, result.sha256)
                 assert doc is not None
                 session.add(m.Receipt(batch_id=batch.id, document_id=doc.id, source_ref=item.source_ref))
-                record_applications(session, sheets, batch=batch)
+                record_applications(session, sheets, batch=batch, shared=self.shared_boxes)
                 message = record_message(session, result, sheets, batch=batch, keywords=self.lost_keywords)
                 self._count(sheets)
                 urgent = [message.public_id] if message is not None and message.urgent else []

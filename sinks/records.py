@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -115,10 +115,14 @@ def _open_set_for(session: Session, view: ApplicationView, config: dict[str, Any
 
 
 def record_applications(session: Session, sheets: Iterable[m.Sheet], *, batch: m.Batch,
-                        rule_config: dict[str, Any] | None = None) -> list[m.Application]:
+                        rule_config: dict[str, Any] | None = None,
+                        shared: Mapping[str, Mapping[str, str]] | None = None) -> list[m.Application]:
     """Group new sheet records into applications, joining sets that wait for a late sheet.
 
-    Returns the applications that were created or completed, after their rules ran.
+    `shared` names, per form, the boxes every sheet of a set repeats (the templates' `shared`
+    hints): where sheets that came separately read one of them differently, the new readings go to
+    a person (`doubt_disagreeing`). Returns the applications that were created or completed, after
+    their rules ran.
     """
     config = rule_config if rule_config is not None else load_rule_config()
     by_id = {s.id: s for s in sheets}
@@ -133,12 +137,46 @@ def record_applications(session: Session, sheets: Iterable[m.Sheet], *, batch: m
             by_id[sv.key].application = app
         session.flush()
         touched.append(app)
+        if shared:
+            session.refresh(app, ["sheets"])
+            doubt_disagreeing(app.sheets, shared)
     for app in touched:
         revalidate(session, app, config)
     for other in _sharing_addresses(session, touched):
         revalidate(session, other, config)
     session.flush()
     return touched
+
+
+SHARED_DISAGREE = "shared_across_items"  # notes.toml
+
+
+def doubt_disagreeing(sheets: list[m.Sheet], shared: Mapping[str, Mapping[str, str]]) -> list[m.Field]:
+    """The boxes a set repeats (facility, address, phone, representative), read differently on sheets
+    that came separately: at least one reading is wrong, and none may be accepted unseen. Each OCR
+    reading of such a box goes to a person, unless it is what a typed PDF or a person gave there.
+    Within one item the readers already pooled them (item rule `pooled_shared`); dates are left out
+    (sheets may be signed on different days)."""
+    from renraku.extractors import notes
+
+    boxes: dict[str, list[m.Field]] = {}
+    for sheet in sheets:
+        for f in sheet.fields:
+            key = shared.get(sheet.form_id, {}).get(f.path)
+            if key and f.kind != "date" and isinstance(f.value, str) and f.value:
+                boxes.setdefault(key, []).append(f)
+    doubted = []
+    for fields in boxes.values():
+        values = {normalize.comparable(f.kind, f.value) for f in fields}
+        if len(values) < 2:
+            continue
+        certain = {normalize.comparable(f.kind, f.value) for f in fields if f.method in ("text_layer", "human")}
+        for f in fields:
+            if f.method == "ocr" and normalize.comparable(f.kind, f.value) not in certain:
+                f.needs_review = True
+                f.note = f.note or notes.text(SHARED_DISAGREE)
+                doubted.append(f)
+    return doubted
 
 
 def _sharing_addresses(session: Session, apps: list[m.Application]) -> list[m.Application]:

@@ -103,3 +103,25 @@ def test_one_address_on_two_applications_is_flagged_on_both(ctx: Context) -> Non
     with ctx.sessions() as s:
         message = s.scalars(select(m.Finding.message).where(m.Finding.application_id == 2)).first()
         assert "A000001" in message
+
+
+def test_a_box_the_set_repeats_read_differently_on_a_later_sheet_goes_to_a_person(ctx: Context) -> None:
+    import cv2
+
+    from renraku.extractors import notes
+    from renraku.samples.degrade import render_pages
+
+    usage, staff, pledge = clean_set(39)
+    usage.truth["representative_name"] = "池田 和子"
+    pledge.truth["representative_name"] = "佐藤 花子"  # as if the scan of the pledge were misread
+    receive(ctx, render_pdf([usage, staff]), "set.pdf")  # typed on a PC: its text layer is certain
+    _ok, png = cv2.imencode(".png", render_pages(render_pdf([pledge]))[0])
+    receive(ctx, png.tobytes(), "誓約書.png", channel="scan")
+    assert [len(a[1]) for a in applications(ctx)] == [3]
+    with ctx.sessions() as s:
+        fields = {(f.sheet.form_id, f.path): f for f in s.scalars(select(m.Field))}
+        doubted = {k for k, f in fields.items() if f.note == notes.text("shared_across_items")}
+        assert doubted == {("facility_pledge", "representative_name")}
+        assert fields[("facility_pledge", "representative_name")].needs_review
+        assert not fields[("usage_application", "representative_name")].needs_review  # the PDF's own text
+        assert s.scalars(select(m.Application)).one().status == "needs_review"
