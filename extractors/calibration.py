@@ -50,6 +50,7 @@ class Evidence:
     disputed_match: bool = False  # a closed list's entry taken for an inexact reading most other readings did not give
     # values of the kind's shape the crop's readings gave and how often (pooled over sheets; no feature)
     alternatives: tuple[tuple[str, int], ...] = ()
+    letter_gap: float = 0.0  # widest gap between an address's letters, in usual gaps (ocr.widest_letter_gap)
     # what put the value in, if not the crop's reading as voted: a corroboration rule's name, "list"
     # (a repair toward a vocabulary list), "dictionary" (the name dictionary outvoted the readings).
     # Such a value vouches for nothing and is vouched for by nothing (corroboration.py); no feature.

@@ -278,7 +278,9 @@ class KanaSpeltByAddress(Rule):
 class AddressSeparatorsAgree(Rule):
     """The name vouches for an address's letters only: its dots, underscores, hyphens and digits
     must be what the crop's own readings agree on. Where readings with the same letters put them
-    differently (yamashita.hanako, yamashitahanako), a person looks."""
+    differently (yamashita.hanako, yamashitahanako), a person looks; and where two letters stand
+    `letter_gap` times further apart than the others, a separator may have been lost by every
+    reading alike (aoi-takahashi read aoitakahashi)."""
 
     name = "address_separators_agree"
     scope = "sheet"
@@ -294,6 +296,8 @@ class AddressSeparatorsAgree(Rule):
             others = [v for v, _n in reading.evidence.alternatives if _letters(v) == _letters(value)]
             if any(_skeleton(v) != _skeleton(value) for v in others):
                 out.doubts.append(Doubt(reading, self.note))
+            elif reading.evidence.letter_gap > float(self.settings.get("letter_gap", 2.5)):
+                out.doubts.append(Doubt(reading, "address_gap"))
         return out
 
 

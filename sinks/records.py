@@ -154,29 +154,37 @@ SHARED_DISAGREE = "shared_across_items"  # notes.toml
 def doubt_disagreeing(sheets: list[m.Sheet], shared: Mapping[str, Mapping[str, str]]) -> list[m.Field]:
     """The boxes a set repeats (facility, address, phone, representative), read differently on sheets
     that came separately: at least one reading is wrong, and none may be accepted unseen. Each OCR
-    reading of such a box goes to a person, unless it is what a typed PDF or a person gave there.
-    Within one item the readers already pooled them (item rule `pooled_shared`); dates are left out
-    (sheets may be signed on different days)."""
+    reading of such a box that another item's sheet reads otherwise goes to a person, unless it is
+    what a typed PDF or a person gave there. Sheets of one item were read together and their boxes
+    pooled already (item rule `pooled_shared`); dates are left out (sheets may be signed on
+    different days)."""
     from renraku.extractors import notes
 
-    boxes: dict[str, list[m.Field]] = {}
+    boxes: dict[str, list[tuple[int, m.Field]]] = {}
     for sheet in sheets:
+        item = _item_of(sheet.page.document)
         for f in sheet.fields:
             key = shared.get(sheet.form_id, {}).get(f.path)
             if key and f.kind != "date" and isinstance(f.value, str) and f.value:
-                boxes.setdefault(key, []).append(f)
+                boxes.setdefault(key, []).append((item, f))
     doubted = []
     for fields in boxes.values():
-        values = {normalize.comparable(f.kind, f.value) for f in fields}
-        if len(values) < 2:
-            continue
-        certain = {normalize.comparable(f.kind, f.value) for f in fields if f.method in ("text_layer", "human")}
-        for f in fields:
-            if f.method == "ocr" and normalize.comparable(f.kind, f.value) not in certain:
+        certain = {normalize.comparable(f.kind, f.value) for _i, f in fields if f.method in ("text_layer", "human")}
+        for item, f in fields:
+            mine = normalize.comparable(f.kind, f.value)
+            if f.method == "ocr" and mine not in certain and any(
+                    i != item and normalize.comparable(o.kind, o.value) != mine for i, o in fields):
                 f.needs_review = True
                 f.note = f.note or notes.text(SHARED_DISAGREE)
                 doubted.append(f)
     return doubted
+
+
+def _item_of(document: m.Document) -> int:
+    """The received item a document came in (a mail's attachments belong to the mail)."""
+    while document.parent is not None:
+        document = document.parent
+    return document.id
 
 
 def _sharing_addresses(session: Session, apps: list[m.Application]) -> list[m.Application]:

@@ -102,6 +102,16 @@ def test_the_name_vouches_for_letters_not_for_separators_the_readings_dispute() 
     assert not clean.note
 
 
+def test_a_wide_gap_between_two_letters_of_an_address_goes_to_a_person() -> None:
+    lost, read_whole = (_reading(f"staff[{n}].email", "email", "aoitakahashi@sano.example.org",
+                                 ("aoitakahashi@sano.example.org", 3)) for n in (1, 2))
+    lost.evidence.letter_gap, read_whole.evidence.letter_gap = 3.1, 1.6  # ocr.widest_letter_gap
+    view = corroboration.SheetView({r.path: r for r in (lost, read_whole)}, corroboration.Links())
+    corroboration.run(_rules("sheet", {"rule": "address_separators_agree", "letter_gap": 2.5}), view,
+                      corroboration.Means())
+    assert lost.note == notes.text("address_gap") and not read_whole.note
+
+
 def _text(reader: ImageReader, path: str, *texts: str) -> FieldReading:
     return reader._text(reader.specs[path], [_ocr(t) for t in texts], True, "scan")
 

@@ -120,3 +120,13 @@ def test_readings_are_the_same_whether_one_or_two_calls_run_at_once() -> None:
     for _ in range(3):
         assert [{k: [r.text for r in rs] for k, rs in found.items()} for found in ocr.read_requests(requests, 2)] \
             == [{k: [r.text for r in rs] for k, rs in found.items()} for found in one]
+
+
+def test_a_separator_lost_unread_leaves_a_gap_between_two_letters_of_the_address() -> None:
+    email = ocr.Setting("email", "eng", whitelist="abcdefghijklmnopqrstuvwxyz0123456789@._-", spaced=True,
+                        symbols=True)
+    found = ocr.read({"lost": _line("aoi takahashi@sano.example.org"),  # where a faint hyphen was
+                      "whole": _line("aoitakahashi@sano.example.org"),
+                      "dotted": _line("aoi.takahashi@sano.example.org")}, email)
+    gaps = {k: ocr.widest_letter_gap(rs[0]) for k, rs in found.items()}
+    assert gaps["lost"] > 2.5 > max(gaps["whole"], gaps["dotted"]), gaps

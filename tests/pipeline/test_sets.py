@@ -125,3 +125,21 @@ def test_a_box_the_set_repeats_read_differently_on_a_later_sheet_goes_to_a_perso
         assert fields[("facility_pledge", "representative_name")].needs_review
         assert not fields[("usage_application", "representative_name")].needs_review  # the PDF's own text
         assert s.scalars(select(m.Application)).one().status == "needs_review"
+
+
+def test_sheets_of_one_item_are_not_doubted_again_for_what_their_reading_pooled() -> None:
+    from renraku.sinks.records import doubt_disagreeing
+
+    def sheet(form_id: str, document: m.Document, name: str) -> m.Sheet:
+        field = m.Field(path="representative_name", kind="name", value=name, method="ocr", needs_review=False,
+                        note="", confidence=0.99)
+        return m.Sheet(form_id=form_id, page=m.Page(document=document), fields=[field])
+
+    shared = {f: {"representative_name": "representative_name"} for f in ("usage_application", "facility_pledge")}
+    fax = m.Document(id=1)
+    together = [sheet("usage_application", fax, "池田 和子"), sheet("facility_pledge", fax, "油田 和子")]
+    assert doubt_disagreeing(together, shared) == []  # one fax: its item rules pooled the two already
+    mail = m.Document(id=2)
+    attachment = m.Document(id=3, parent=mail)
+    apart = [sheet("usage_application", fax, "池田 和子"), sheet("facility_pledge", attachment, "油田 和子")]
+    assert [f.value for f in doubt_disagreeing(apart, shared)] == ["池田 和子", "油田 和子"]
