@@ -1,0 +1,172 @@
+"""Two workers, one PostgreSQL, one inbox and scan folder: killed and rerun, round after round.
+
+    python -m renraku.bench.two_workers [--rounds 20] [--mails 6] [--files 3] [--seed 20]
+
+Starts a private PostgreSQL and Dovecot (tests/servers.py). Each round new mail arrives in the
+inbox (a third with a one-sheet typed PDF, the rest plain text) and new files in the scan folder;
+two `renraku run --once` processes start together on the same database and RENRAKU_HOME, and one
+of them is killed at a random point (SIGKILL: at a random step of the intake, pipeline/faults.py,
+or after a random time); then one clean rerun. After each round every message and file that
+arrived so far must be recorded exactly once, marked or moved. Prints one JSON line per round and
+a total: `duplicated` (a document recorded twice, or a message or file recorded from two
+receipts), `lost` (arrived and not recorded, or not marked/moved after the rerun).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+JST = dt.timezone(dt.timedelta(hours=9))
+STEPS = ["imap:fetched", "imap:stored", "imap:recorded", "imap:marked", "scan:stored", "scan:recorded",
+         "scan:moved"]
+
+
+@dataclass
+class Arrivals:
+    """What has been put into the inbox and the scan folder so far, by content."""
+
+    scan: Path
+    files: set[str] = field(default_factory=set)  # sha256 of each file written
+    count: int = 0
+
+    def mail(self, n: int, pdf: bytes | None) -> bytes:
+        from renraku.samples.generator import eml_with_attachments
+
+        return eml_with_attachments([(f"申込書_{n}.pdf", pdf)] if pdf else [], subject=f"申込書の送付 {n}",
+                                    sender=f"施設{n} <sender{n}@clinic.example.jp>",
+                                    when=dt.datetime(2025, 9, 1, 9, 0, tzinfo=JST) + dt.timedelta(minutes=n),
+                                    body=f"お世話になっております。{n}\n", message_id=f"<w{n}@clinic.example.jp>")
+
+    def arrive(self, server: Any, mails: int, files: int, rng: random.Random) -> None:
+        """New mail (a third with a typed one-sheet PDF) and new scan files (typed PDFs, or not a form)."""
+        from renraku.samples.generator import invent_set, render_pdf
+
+        raw = []
+        for _ in range(mails):
+            self.count += 1
+            pdf = render_pdf(invent_set(random.Random(rng.random()))[:1]) if self.count % 3 == 0 else None
+            raw.append(self.mail(self.count, pdf))
+        server.append_many("INBOX", raw)
+        for _ in range(files):
+            self.count += 1
+            data = render_pdf(invent_set(random.Random(rng.random()))[:1]) if self.count % 2 else \
+                f"scan {self.count} %PDF-1.4 not really a pdf".encode()
+            (self.scan / f"fax_{self.count:04d}.pdf").write_bytes(data)
+            self.files.add(hashlib.sha256(data).hexdigest())
+
+
+def worker(env: dict[str, str], fault: str | None = None) -> subprocess.Popen:
+    """`renraku run --once` as its own process (with a fault that kills it at a step, if given)."""
+    child = {**os.environ, **env}
+    child.pop("RENRAKU_FAULT", None)
+    if fault:
+        child["RENRAKU_FAULT"] = fault
+    return subprocess.Popen([sys.executable, "-m", "renraku.cli", "run", "--once"], env=child,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def tally(db_url: str, server: Any, arrivals: Arrivals) -> dict[str, Any]:
+    """Every message in the inbox and every file written: recorded once, marked or moved? And who took what."""
+    from sqlalchemy import create_engine, func, select
+
+    from renraku.sinks import models as m
+
+    inbox = server.messages("INBOX")
+    expected = {hashlib.sha256(msg.raw).hexdigest() for msg in inbox} | arrivals.files
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            tops = list(conn.scalars(select(m.Document.sha256).where(m.Document.parent_id.is_(None))))
+            first = list(conn.scalars(select(m.Receipt.source_ref).where(m.Receipt.duplicate.is_(False))))
+            seen_again = conn.scalar(select(func.count()).select_from(m.Receipt).where(m.Receipt.duplicate)) or 0
+            by_batch = dict(conn.execute(select(m.Receipt.batch_id, func.count()).group_by(m.Receipt.batch_id)).all())
+            running = conn.scalar(select(func.count()).select_from(m.Batch).where(m.Batch.status == "running"))
+    finally:
+        engine.dispose()
+    recorded = set(tops)
+    left_in_scan = [p for p in arrivals.scan.iterdir() if p.is_file()]
+    return {
+        "expected": len(expected), "documents": len(tops),
+        "duplicated": (len(tops) - len(recorded)) + (len(first) - len(set(first))),
+        "lost": len(expected - recorded) + sum(1 for msg in inbox if "$Renraku" not in msg.flags) + len(left_in_scan),
+        "seen_again": seen_again, "batches_taking": sum(1 for n in by_batch.values() if n),
+        "batches_left_running": running,
+    }
+
+
+def run_rounds(rounds: int, mails: int, files: int, seed: int, db_url: str, server: Any, home: Path,
+               scan: Path, log: Any = None) -> list[dict[str, Any]]:
+    """The kill-and-rerun rounds; one result per round (its counts are for everything so far)."""
+    rng = random.Random(seed)
+    arrivals = Arrivals(scan)
+    env = {**server.env("ssl"), "RENRAKU_DB_URL": db_url, "RENRAKU_HOME": str(home), "RENRAKU_SCAN_DIR": str(scan),
+           "RENRAKU_SCAN_SETTLE_SECONDS": "0", "RENRAKU_WORKERS": "1"}
+    results = []
+    for n in range(1, rounds + 1):
+        arrivals.arrive(server, mails, files, rng)
+        t0 = time.monotonic()
+        how = "step" if n % 2 else "timer"
+        fault = f"{rng.choice(STEPS)}:{rng.randint(1, 2)}" if how == "step" else None
+        victim, other = worker(env, fault), worker(env)
+        if how == "timer":
+            time.sleep(rng.uniform(1.0, 4.0))
+            if victim.poll() is None:
+                victim.send_signal(signal.SIGKILL)
+        codes = [victim.wait(timeout=600), other.wait(timeout=600)]
+        rerun = worker(env)
+        codes.append(rerun.wait(timeout=600))
+        result = {"round": n, "kill": fault or "timer", "killed": codes[0] == -signal.SIGKILL,
+                  "exit": codes, **tally(db_url, server, arrivals), "seconds": round(time.monotonic() - t0, 1)}
+        if codes[1] not in (0, 1) or codes[2] not in (0, 1):
+            result["stderr"] = (other.stderr.read() + rerun.stderr.read()).decode(errors="replace")[-2000:]
+        for p in (victim, other, rerun):
+            p.stderr.close()
+        results.append(result)
+        if log is not None:
+            print(json.dumps(result, ensure_ascii=False), file=log, flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--mails", type=int, default=6)
+    parser.add_argument("--files", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=20)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests folder beside the package
+    from tests.servers import private_postgres, start_imap_server
+
+    t0 = time.monotonic()
+    with private_postgres() as db_url, start_imap_server() as server, \
+            tempfile.TemporaryDirectory(prefix="renraku-two-workers-") as tmp:
+        scan = Path(tmp) / "scan"
+        scan.mkdir()
+        results = run_rounds(args.rounds, args.mails, args.files, args.seed, db_url, server, Path(tmp) / "home",
+                             scan, log=sys.stdout)
+    total = {"total": True, "rounds": len(results), "killed": sum(r["killed"] for r in results),
+             "documents": results[-1]["documents"] if results else 0,
+             "duplicated_rounds": sum(1 for r in results if r["duplicated"]),
+             "lost_rounds": sum(1 for r in results if r["lost"]),
+             "duplicated": results[-1]["duplicated"] if results else 0, "lost": results[-1]["lost"] if results else 0,
+             "seen_again": results[-1]["seen_again"] if results else 0, "seconds": round(time.monotonic() - t0, 1)}
+    print(json.dumps(total, ensure_ascii=False))
+    return 0 if not total["duplicated"] and not total["lost"] and not total["duplicated_rounds"] \
+        and not total["lost_rounds"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
