@@ -6,10 +6,12 @@ Starts a private PostgreSQL and Dovecot (tests/servers.py). Each round new mail 
 inbox (a third with a one-sheet typed PDF, the rest plain text) and new files in the scan folder;
 two `renraku run --once` processes start together on the same database and RENRAKU_HOME, and one
 of them is killed at a random point (SIGKILL: at a random step of the intake, pipeline/faults.py,
-or after a random time); then one clean rerun. After each round every message and file that
-arrived so far must be recorded exactly once, marked or moved. Prints one JSON line per round and
-a total: `duplicated` (a document recorded twice, or a message or file recorded from two
-receipts), `lost` (arrived and not recorded, or not marked/moved after the rerun).
+or after a random time, whichever comes first); then one clean rerun. A round in which the victim
+finished before either came is reported and run again, so `--rounds` counts real kills. After
+each round every message and file that arrived so far must be recorded exactly once, marked or
+moved. Prints one JSON line per round and a total: `duplicated` (a document recorded twice, or a
+message or file recorded from two receipts), `lost` (arrived and not recorded, or not marked or
+moved after the rerun).
 """
 
 from __future__ import annotations
@@ -68,14 +70,26 @@ class Arrivals:
             self.files.add(hashlib.sha256(data).hexdigest())
 
 
-def worker(env: dict[str, str], fault: str | None = None) -> subprocess.Popen:
+class Worker:
     """`renraku run --once` as its own process (with a fault that kills it at a step, if given)."""
-    child = {**os.environ, **env}
-    child.pop("RENRAKU_FAULT", None)
-    if fault:
-        child["RENRAKU_FAULT"] = fault
-    return subprocess.Popen([sys.executable, "-m", "renraku.cli", "run", "--once"], env=child,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def __init__(self, env: dict[str, str], fault: str | None = None) -> None:
+        child = {**os.environ, **env}
+        child.pop("RENRAKU_FAULT", None)
+        if fault:
+            child["RENRAKU_FAULT"] = fault
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (read and closed by stderr())
+        self.process = subprocess.Popen([sys.executable, "-m", "renraku.cli", "run", "--once"], env=child,
+                                        stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def wait(self, timeout: float = 600) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        text = self.log.read().decode(errors="replace")[-3000:]
+        self.log.close()
+        return text
 
 
 def tally(db_url: str, server: Any, arrivals: Arrivals) -> dict[str, Any]:
@@ -114,26 +128,28 @@ def run_rounds(rounds: int, mails: int, files: int, seed: int, db_url: str, serv
     arrivals = Arrivals(scan)
     env = {**server.env("ssl"), "RENRAKU_DB_URL": db_url, "RENRAKU_HOME": str(home), "RENRAKU_SCAN_DIR": str(scan),
            "RENRAKU_SCAN_SETTLE_SECONDS": "0", "RENRAKU_WORKERS": "1"}
-    results = []
-    for n in range(1, rounds + 1):
+    results: list[dict[str, Any]] = []
+    n = 0
+    while sum(r["killed"] for r in results) < rounds and n < 3 * rounds:
+        n += 1
         arrivals.arrive(server, mails, files, rng)
         t0 = time.monotonic()
-        how = "step" if n % 2 else "timer"
-        fault = f"{rng.choice(STEPS)}:{rng.randint(1, 2)}" if how == "step" else None
-        victim, other = worker(env, fault), worker(env)
-        if how == "timer":
-            time.sleep(rng.uniform(1.0, 4.0))
-            if victim.poll() is None:
-                victim.send_signal(signal.SIGKILL)
-        codes = [victim.wait(timeout=600), other.wait(timeout=600)]
-        rerun = worker(env)
-        codes.append(rerun.wait(timeout=600))
-        result = {"round": n, "kill": fault or "timer", "killed": codes[0] == -signal.SIGKILL,
-                  "exit": codes, **tally(db_url, server, arrivals), "seconds": round(time.monotonic() - t0, 1)}
-        if codes[1] not in (0, 1) or codes[2] not in (0, 1):
-            result["stderr"] = (other.stderr.read() + rerun.stderr.read()).decode(errors="replace")[-2000:]
-        for p in (victim, other, rerun):
-            p.stderr.close()
+        fault, timer = f"{rng.choice(STEPS)}:{rng.randint(1, 2)}", rng.uniform(0.5, 6.0)
+        victim, other = Worker(env, fault), Worker(env)
+        try:
+            victim.wait(timeout=timer)
+            how = fault if victim.process.returncode == -signal.SIGKILL else "finished first"
+        except subprocess.TimeoutExpired:
+            victim.process.send_signal(signal.SIGKILL)
+            how = f"after {timer:.1f} s"
+        codes = [victim.wait(), other.wait()]
+        rerun = Worker(env)
+        codes.append(rerun.wait())
+        result = {"round": n, "killed": codes[0] == -signal.SIGKILL, "kill": how, "exit": codes,
+                  **tally(db_url, server, arrivals), "seconds": round(time.monotonic() - t0, 1)}
+        errors = [w.stderr() for w in (victim, other, rerun)]
+        if codes[1:] != [0, 0]:
+            result["stderr"] = errors[1:]
         results.append(result)
         if log is not None:
             print(json.dumps(result, ensure_ascii=False), file=log, flush=True)
