@@ -92,8 +92,9 @@ class Worker:
         return text
 
 
-def tally(db_url: str, server: Any, arrivals: Arrivals) -> dict[str, Any]:
-    """Every message in the inbox and every file written: recorded once, marked or moved? And who took what."""
+def tally(db_url: str, server: Any, arrivals: Arrivals, pids: dict[str, int] | None = None) -> dict[str, Any]:
+    """Every message in the inbox and every file written: recorded once, marked or moved? And who took
+    what (receipts of the batches of the processes `pids` names)."""
     from sqlalchemy import create_engine, func, select
 
     from renraku.sinks import models as m
@@ -107,6 +108,7 @@ def tally(db_url: str, server: Any, arrivals: Arrivals) -> dict[str, Any]:
             first = list(conn.scalars(select(m.Receipt.source_ref).where(m.Receipt.duplicate.is_(False))))
             seen_again = conn.scalar(select(func.count()).select_from(m.Receipt).where(m.Receipt.duplicate)) or 0
             by_batch = dict(conn.execute(select(m.Receipt.batch_id, func.count()).group_by(m.Receipt.batch_id)).all())
+            batch_pid = {b.id: (b.stats or {}).get("pid") for b in conn.execute(select(m.Batch.id, m.Batch.stats))}
             running = conn.scalar(select(func.count()).select_from(m.Batch).where(m.Batch.status == "running"))
     finally:
         engine.dispose()
@@ -118,6 +120,8 @@ def tally(db_url: str, server: Any, arrivals: Arrivals) -> dict[str, Any]:
         "lost": len(expected - recorded) + sum(1 for msg in inbox if "$Renraku" not in msg.flags) + len(left_in_scan),
         "seen_again": seen_again, "batches_taking": sum(1 for n in by_batch.values() if n),
         "batches_left_running": running,
+        "took": {name: sum(n for b, n in by_batch.items() if batch_pid.get(b) == pid)
+                 for name, pid in (pids or {}).items()},
     }
 
 
@@ -146,7 +150,9 @@ def run_rounds(rounds: int, mails: int, files: int, seed: int, db_url: str, serv
         rerun = Worker(env)
         codes.append(rerun.wait())
         result = {"round": n, "killed": codes[0] == -signal.SIGKILL, "kill": how, "exit": codes,
-                  **tally(db_url, server, arrivals), "seconds": round(time.monotonic() - t0, 1)}
+                  **tally(db_url, server, arrivals, {"killed": victim.process.pid, "other": other.process.pid,
+                                                     "rerun": rerun.process.pid}),
+                  "seconds": round(time.monotonic() - t0, 1)}
         errors = [w.stderr() for w in (victim, other, rerun)]
         if codes[1:] != [0, 0]:
             result["stderr"] = errors[1:]
