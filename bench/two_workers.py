@@ -1,12 +1,13 @@
 """Two workers, one PostgreSQL, one inbox and scan folder: killed and rerun, round after round.
 
-    python -m renraku.bench.two_workers [--rounds 20] [--mails 6] [--files 3] [--seed 20]
+    python -m renraku.bench.two_workers [--rounds 20] [--mails 10] [--files 9] [--seed 20]
 
 Starts a private PostgreSQL and Dovecot (tests/servers.py). Each round new mail arrives in the
 inbox (a third with a one-sheet typed PDF, the rest plain text) and new files in the scan folder;
 two `renraku run --once` processes start together on the same database and RENRAKU_HOME, and one
-of them is killed at a random point (SIGKILL: at a random step of the intake, pipeline/faults.py,
-or after a random time, whichever comes first); then one clean rerun. A round in which the victim
+of them is killed at a random point of its batch (SIGKILL: at a random step of the intake,
+pipeline/faults.py, or a random time after its batch began, whichever comes first); then one
+clean rerun. A round in which the victim
 finished before either came is reported and run again, so `--rounds` counts real kills. After
 each round every message and file that arrived so far must be recorded exactly once, marked or
 moved. Prints one JSON line per round and a total: `duplicated` (a document recorded twice, or a
@@ -120,14 +121,40 @@ def tally(db_url: str, server: Any, arrivals: Arrivals, pids: dict[str, int] | N
         "lost": len(expected - recorded) + sum(1 for msg in inbox if "$Renraku" not in msg.flags) + len(left_in_scan),
         "seen_again": seen_again, "batches_taking": sum(1 for n in by_batch.values() if n),
         "batches_left_running": running,
-        "took": {name: sum(n for b, n in by_batch.items() if batch_pid.get(b) == pid)
+        "took": {name: sum(by_batch.get(b, 0) for b, p in batch_pid.items() if p == pid)
+                 if pid in batch_pid.values() else None  # None: it died before its batch began
                  for name, pid in (pids or {}).items()},
     }
+
+
+def began(db_url: str, process: subprocess.Popen, timeout: float = 60) -> bool:
+    """Wait until `process` has begun its batch (its row names its pid); False if it ended first."""
+    from sqlalchemy import create_engine, select
+
+    from renraku.sinks import models as m
+
+    engine = create_engine(db_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if any((stats or {}).get("pid") == process.pid
+                       for stats in conn.scalars(select(m.Batch.stats).where(m.Batch.status == "running"))):
+                    return True
+            time.sleep(0.05)
+        return False
+    finally:
+        engine.dispose()
 
 
 def run_rounds(rounds: int, mails: int, files: int, seed: int, db_url: str, server: Any, home: Path,
                scan: Path, log: Any = None) -> list[dict[str, Any]]:
     """The kill-and-rerun rounds; one result per round (its counts are for everything so far)."""
+    from renraku.sinks.db import make_engine, migrate
+
+    engine = make_engine(db_url)
+    migrate(engine)  # the schema before the first round, so that `began` can look
+    engine.dispose()
     rng = random.Random(seed)
     arrivals = Arrivals(scan)
     env = {**server.env("ssl"), "RENRAKU_DB_URL": db_url, "RENRAKU_HOME": str(home), "RENRAKU_SCAN_DIR": str(scan),
@@ -138,14 +165,15 @@ def run_rounds(rounds: int, mails: int, files: int, seed: int, db_url: str, serv
         n += 1
         arrivals.arrive(server, mails, files, rng)
         t0 = time.monotonic()
-        fault, timer = f"{rng.choice(STEPS)}:{rng.randint(1, 2)}", rng.uniform(0.5, 6.0)
+        fault, timer = f"{rng.choice(STEPS)}:{rng.randint(1, 2)}", rng.uniform(0.0, 4.0)
         victim, other = Worker(env, fault), Worker(env)
         try:
-            victim.wait(timeout=timer)
+            if began(db_url, victim.process):
+                victim.wait(timeout=timer)
             how = fault if victim.process.returncode == -signal.SIGKILL else "finished first"
         except subprocess.TimeoutExpired:
             victim.process.send_signal(signal.SIGKILL)
-            how = f"after {timer:.1f} s"
+            how = f"{timer:.1f} s into its batch"
         codes = [victim.wait(), other.wait()]
         rerun = Worker(env)
         codes.append(rerun.wait())
@@ -165,8 +193,8 @@ def run_rounds(rounds: int, mails: int, files: int, seed: int, db_url: str, serv
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--mails", type=int, default=6)
-    parser.add_argument("--files", type=int, default=3)
+    parser.add_argument("--mails", type=int, default=10)
+    parser.add_argument("--files", type=int, default=9)
     parser.add_argument("--seed", type=int, default=20)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests folder beside the package
@@ -180,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run_rounds(args.rounds, args.mails, args.files, args.seed, db_url, server, Path(tmp) / "home",
                              scan, log=sys.stdout)
     total = {"total": True, "rounds": len(results), "killed": sum(r["killed"] for r in results),
+             "killed_mid_batch": sum(1 for r in results if r["killed"] and r["took"]["killed"] is not None),
              "documents": results[-1]["documents"] if results else 0,
              "duplicated_rounds": sum(1 for r in results if r["duplicated"]),
              "lost_rounds": sum(1 for r in results if r["lost"]),

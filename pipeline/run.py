@@ -173,7 +173,7 @@ class Batch:
             row.finished_at = m.utcnow()
             row.status = "failed" if exc else "done"
             row.error = f"{exc_type.__name__}" if exc_type else None
-            row.stats = self.report.stats() | {"read": [
+            row.stats = (row.stats or {}) | self.report.stats() | {"read": [  # kept: which process, where
                 {"source": i.source_ref, "sha256": i.sha256, "status": i.status, "reason": i.reason, "sheets": i.sheets}
                 for i in self.report.items]}
         self.claims.release([f"batch:{self.report.batch_id}"])

@@ -73,12 +73,13 @@ class ScanFolderSource:
             refs = {p: f"scan:{p.relative_to(self.folder).as_posix()}" for p in paths}
             mine = self.batch.claims.take(refs.values())
             try:
-                outcomes += self._read(outcomes, [(p, refs[p]) for p in paths if refs[p] in mine])
+                outcomes += self._read([(p, refs[p]) for p in paths if refs[p] in mine])
             finally:
                 self.batch.claims.release(mine)
         return outcomes
 
-    def _read(self, outcomes: list[ItemOutcome], paths: list[tuple[Path, str]]) -> list[ItemOutcome]:
+    def _read(self, paths: list[tuple[Path, str]]) -> list[ItemOutcome]:
+        outcomes: list[ItemOutcome] = []
         window: list[tuple[Path, Received]] = []
         for path, ref in paths:
             try:
@@ -89,7 +90,7 @@ class ScanFolderSource:
                 outcomes.append(ItemOutcome(str(path), "", "failed", f"読めません: {exc.strerror}"))
                 continue
             window.append((path, Received(data, path.name, ref, "scan")))
-        return self._take(window) if window else []
+        return outcomes + (self._take(window) if window else [])
 
     def _take(self, window: list[tuple[Path, Received]]) -> list[ItemOutcome]:
         outcomes = self.batch.receive_many([r for _p, r in window])  # stored, then recorded
