@@ -141,3 +141,41 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(home: Path, tmp_pat
     assert all(r["exit"][1:] == [0, 0] for r in results), results
     assert {(r["duplicated"], r["lost"], r["batches_left_running"]) for r in results} == {(0, 0, 0)}, results
     assert results[-1]["documents"] == results[-1]["expected"] == 9 * len(results)
+
+
+def test_the_same_bytes_at_both_doors_at_once_are_read_by_one_worker(
+        home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import threading
+
+    from renraku.pipeline.run import Received
+    from renraku.samples.generator import invent_set, render_pdf
+
+    monkeypatch.setenv("RENRAKU_DB_URL", postgres_url)
+    monkeypatch.setenv("RENRAKU_WORKERS", "1")
+    data = render_pdf(invent_set(random.Random(80)))
+    ctx = open_context()
+    try:
+        digest = ctx.store.put(data)
+        with PgClaims(ctx.engine) as first:
+            assert first.take([f"sha:{digest}"])  # the first worker is reading these bytes
+            second: list = []
+            thread = threading.Thread(target=lambda: second.append(_receive(ctx, data, "scan:fax.pdf")))
+            thread.start()
+            time.sleep(2)  # the second worker got the same bytes by mail meanwhile: it waits
+            with Batch(ctx, "run", claims=first) as batch:
+                assert batch.receive(Received(data, "申込書.pdf", "imap://x/INBOX;UIDVALIDITY=1/;UID=1",
+                                              "imap")).status == "recorded"
+            first.release([f"sha:{digest}"])
+            thread.join(timeout=120)
+        assert second == ["duplicate"]  # told it was recorded, never read twice
+        with ctx.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(m.Page)) == 3
+    finally:
+        ctx.close()
+
+
+def _receive(ctx, data: bytes, ref: str) -> str:  # type: ignore[no-untyped-def]
+    from renraku.pipeline.run import Received
+
+    with Batch(ctx, "run") as batch:
+        return batch.receive(Received(data, "fax.pdf", ref, "scan")).status
