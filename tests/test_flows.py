@@ -84,3 +84,11 @@ def test_two_prefect_workers_run_the_deployment_side_by_side(
     assert found["expected"] == found["documents"] == 32
     assert (found["duplicated"], found["lost"], found["seen_again"]) == (0, 0, 0)
     assert found["batches_taking"] == 2  # and both runs took some of the work
+
+
+def test_deploy_without_a_prefect_server_says_what_is_missing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(RENRAKU_HOME=str(tmp_path / "home"), PREFECT_HOME=str(tmp_path / "prefect"))
+    done = subprocess.run([sys.executable, "-m", "renraku.cli", "deploy"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "PREFECT_API_URL" in done.stderr
