@@ -90,7 +90,7 @@ def test_two_workers_share_the_inbox_the_scan_folder_and_the_outbox(
            "RENRAKU_SCAN_SETTLE_SECONDS": "0", "RENRAKU_WORKERS": "1", "RENRAKU_SMTP_HOST": smtp_server.host,
            "RENRAKU_SMTP_PORT": str(smtp_server.port), "RENRAKU_SMTP_CAFILE": str(smtp_server.cafile),
            "RENRAKU_CONFIRM_COPY_TO_SELF": "false",
-           "RENRAKU_FAULT_PAUSE": "imap:fetched:1"}  # a slow inbox: the two passes really overlap
+           "RENRAKU_FAULT_PAUSE": "imap:fetched:2"}  # a slow inbox: the two passes really overlap
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     ctx = open_context()
