@@ -183,6 +183,20 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from renraku.config import load_settings
+
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from renraku.flows import deploy
+
+    settings = load_settings()
+    deployment = deploy(settings)
+    print(f"deployment renraku-intake/renraku-intake ({deployment}) on work pool {settings.work_pool}; "
+          f"on each machine start a worker:\n"
+          f"  prefect worker start --pool {settings.work_pool} --type process --limit 1")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import threading
 
@@ -299,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "serve", "the scheduled intake (Prefect) and the review desk, until stopped",
                  "RENRAKU_INTERVAL_MINUTES=10 renraku serve")
     p.set_defaults(func=_cmd_serve)
+
+    p = _command(sub, "deploy", "register the scheduled intake on a Prefect work pool, for workers on several "
+                 "machines (PostgreSQL)", "PREFECT_API_URL=http://prefect:4200/api renraku deploy")
+    p.set_defaults(func=_cmd_deploy)
 
     p = _command(sub, "ui", "the review desk alone (web UI)", "renraku ui --host 127.0.0.1 --port 8080")
     p.add_argument("--host")

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     intake_config: Path = PACKAGE_DIR / "pipeline" / "intake.toml"
     interval_minutes: float = Field(5.0, description="定期取り込みの間隔（分）")
     cron: str | None = Field(None, description="定期取り込みの cron 式（指定すると間隔より優先）")
+    work_pool: str = Field("renraku", description="renraku deploy: 取り込みを走らせる Prefect のワークプール名")
+    intake_runs: int = Field(2, ge=1, description="renraku deploy: 同時に走る取り込みの上限（ワーカーの数）")
 
     secret_key: SecretStr | None = Field(None, description="UI のセッション署名鍵（既定は RENRAKU_HOME/secret_key）")
     ui_secure_cookies: bool = Field(False, description="TLS の内側で動かすとき true（Cookie に Secure）")

@@ -1,6 +1,11 @@
 """The Prefect flows and their schedule. Thin: every step is a function of pipeline/ that runs and
 is tested without Prefect; Prefect adds retries, a schedule that never overlaps, and a record of
-each run (a table artifact summarising the batch)."""
+each run (a table artifact summarising the batch).
+
+Two ways to run it: `serve()` (one machine: `renraku serve`, a Prefect server of its own, one pass
+at a time), or `deploy()` (`renraku deploy`: a deployment on a process work pool, whose runs any
+number of `prefect worker start --pool renraku` processes take, on this machine or others, sharing
+one PostgreSQL and one document store; docs/scale.md)."""
 
 from __future__ import annotations
 
@@ -11,15 +16,17 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.types.entrypoint import EntrypointType
 
 from renraku.config import Settings, load_settings
 from renraku.context import open_context
+from renraku.errors import ConfigError
 from renraku.pipeline.intake import run_once
 
 # Transient IMAP and network faults are retried by the source itself (with backoff); the task is
@@ -95,10 +102,49 @@ def prefect_server(home: Path) -> Iterator[str]:
         server.wait(timeout=30)
 
 
+def _schedule(settings: Settings) -> dict:
+    return {"cron": settings.cron} if settings.cron else {"interval": settings.interval_minutes * 60}
+
+
+def deploy(settings: Settings | None = None) -> str:
+    """Register the intake as a deployment of the process work pool `settings.work_pool` (made if
+    missing) on the Prefect server of PREFECT_API_URL; returns the deployment's id.
+
+    The workers import `renraku.flows` from their own installation (no code is stored in Prefect)
+    and take the settings from their own environment. At most `settings.intake_runs` runs at once
+    (one per worker); a scheduled run beyond that is cancelled, the next one comes anyway.
+    """
+    settings = settings or load_settings()
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise ConfigError("Prefect サーバーの URL（PREFECT_API_URL）がありません", code="prefect_api")
+    _ensure_pool(settings.work_pool)
+    limit = ConcurrencyLimitConfig(limit=settings.intake_runs, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+    return str(intake.deploy("renraku-intake", work_pool_name=settings.work_pool, build=False, push=False,
+                             entrypoint_type=EntrypointType.MODULE_PATH, concurrency_limit=limit,
+                             print_next_steps=False, ignore_warnings=True, **_schedule(settings)))
+
+
+def _ensure_pool(name: str) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    async def create() -> None:
+        async with get_client() as client:
+            with suppress(ObjectAlreadyExists):
+                await client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+
+    asyncio.run(create())
+
+
 def serve(settings: Settings | None = None) -> None:
     """Run the intake on its schedule until stopped; a run never starts while one is running."""
     settings = settings or load_settings()
-    schedule = {"cron": settings.cron} if settings.cron else {"interval": settings.interval_minutes * 60}
+    schedule = _schedule(settings)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with prefect_server(settings.home) as url, temporary_settings({PREFECT_API_URL: url}):

@@ -10,6 +10,11 @@ server has no MOVE) → remember the UID. A crash anywhere repeats at most the s
 one that finished: a message recorded but not marked is marked without being fetched again.
 When UIDVALIDITY changes, every message is looked at again by its headers: one already recorded
 (by Message-ID, or by content if it has none) is only marked, never recorded twice.
+
+Several workers (on PostgreSQL) poll the same folder: each claims a window of UIDs before looking
+at them and leaves the UIDs another worker holds to it (pipeline/claims.py). The remembered UID only
+ever passes UIDs this worker saw done, so a UID the other worker held (and may not finish: killed)
+is looked at again by the next poll, which finds its receipt, or takes it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from renraku.config import Settings
 from renraku.errors import RenrakuError
@@ -112,14 +118,22 @@ class ImapSource:
             return (row.uidvalidity, row.last_uid) if row else None
 
     def _remember(self, uidvalidity: int, last_uid: int) -> None:
-        with self.batch.ctx.sessions.begin() as s:
-            row = s.scalar(select(m.Mailbox).where(m.Mailbox.account == self.account, m.Mailbox.folder == self.folder))
-            if row is None:
-                s.add(m.Mailbox(account=self.account, folder=self.folder, uidvalidity=uidvalidity, last_uid=last_uid))
-            elif row.uidvalidity != uidvalidity:
-                row.uidvalidity, row.last_uid = uidvalidity, last_uid
-            else:
-                row.last_uid = max(row.last_uid, last_uid)
+        for attempt in (1, 2):  # two workers meeting a new folder both add its row: the second updates
+            try:
+                with self.batch.ctx.sessions.begin() as s:
+                    row = s.scalar(select(m.Mailbox).where(m.Mailbox.account == self.account,
+                                                           m.Mailbox.folder == self.folder).with_for_update())
+                    if row is None:
+                        s.add(m.Mailbox(account=self.account, folder=self.folder, uidvalidity=uidvalidity,
+                                        last_uid=last_uid))
+                    elif row.uidvalidity != uidvalidity:
+                        row.uidvalidity, row.last_uid = uidvalidity, last_uid
+                    else:
+                        row.last_uid = max(row.last_uid, last_uid)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
 
     def _recorded_refs(self, refs: list[str]) -> set[str]:
         with self.batch.ctx.sessions() as s:
@@ -159,12 +173,23 @@ class ImapSource:
     def _take(self, client: IMAPClient, uidvalidity: int, uids: list[int], resync: bool) -> list[ItemOutcome]:
         outcomes: list[ItemOutcome] = []
         step = 200 if resync else FETCH_WINDOW  # headers are cheap to look at in bulk; bodies are not
+        claims = self.batch.claims
+        done_upto: int | None = None  # every UID up to here was seen done by this worker
         for start in range(0, len(uids), step):
             window = uids[start:start + step]
-            todo = self._not_yet_taken(client, uidvalidity, window, resync)
-            for i in range(0, len(todo), FETCH_WINDOW):
-                outcomes += self._fetch_and_record(client, uidvalidity, todo[i:i + FETCH_WINDOW])
-            self._remember(uidvalidity, max(window))
+            refs = {u: Identity(self.account, self.folder, uidvalidity, u).ref for u in window}
+            mine = claims.take(refs.values())
+            try:
+                held = [u for u in window if refs[u] in mine]
+                todo = self._not_yet_taken(client, uidvalidity, held, resync) if held else []
+                for i in range(0, len(todo), FETCH_WINDOW):
+                    outcomes += self._fetch_and_record(client, uidvalidity, todo[i:i + FETCH_WINDOW])
+            finally:
+                claims.release(mine)
+            others = [u for u in window if refs[u] not in mine]  # another worker's: not known done
+            if done_upto is None or done_upto == uids[start - 1]:
+                done_upto = min(others) - 1 if others else max(window)
+                self._remember(uidvalidity, done_upto)
         if not uids:
             self._remember(uidvalidity, 0)
         return outcomes

@@ -1,46 +1,25 @@
-"""One pass of the scheduled intake: the inbox and the scan folder, as one batch, never two at once.
+"""One pass of the scheduled intake: the inbox and the scan folder, as one batch.
 
-Runs never overlap: a lock file in RENRAKU_HOME is held for the whole pass (a second pass waits or
-is skipped, as asked). A source that cannot be reached is reported in the batch and the other
-source still runs; the next pass picks up where this one stopped.
+On SQLite passes never overlap: a lock file in RENRAKU_HOME is held for the whole pass (a second
+pass waits or is skipped, as asked). On PostgreSQL passes of several workers run side by side and
+each message and file is claimed in the database (pipeline/claims.py), so none is taken twice. A
+source that cannot be reached is reported in the batch and the other source still runs; the next
+pass picks up where this one stopped.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from renraku.context import Context
 from renraku.errors import RenrakuError
+from renraku.pipeline.claims import FileClaims, open_claims
 from renraku.pipeline.imap import ImapSource
 from renraku.pipeline.progress import Progress
 from renraku.pipeline.run import Batch, BatchReport, ItemOutcome, intake_config
 from renraku.pipeline.scanfolder import ScanFolderSource
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def intake_lock(home: Path, wait: bool) -> Iterator[bool]:
-    """True while this process holds the intake lock; False if another holds it and we do not wait."""
-    home.mkdir(parents=True, exist_ok=True)
-    fd = os.open(home / "intake.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def scan_source(ctx: Context, batch: Batch) -> ScanFolderSource | None:
@@ -68,23 +47,34 @@ def pull_scan(ctx: Context, batch: Batch) -> list[ItemOutcome]:
 
 def run_once(ctx: Context, *, wait: bool = True, progress: Progress | None = None) -> BatchReport | None:
     """Pull both sources once; None when another pass holds the lock and `wait` is false."""
-    with intake_lock(ctx.settings.home, wait) as got:
+    with open_claims(ctx.engine, ctx.settings.home) as claims, claims.pass_lock(wait) as got:
         if not got:
             log.info("another intake pass is running; this one is skipped")
             return None
-        with Batch(ctx, "run", progress) as batch:
+        with Batch(ctx, "run", progress, claims=claims) as batch:
             for name, pull in (("imap", pull_imap), ("scan", pull_scan)):
                 try:
                     pull(ctx, batch)
                 except RenrakuError as exc:  # one source down must not stop the other
                     log.error("%s source failed: %s", name, exc.code)
                     batch.report.items.append(ItemOutcome(name, "", "failed", exc.reason))
-            send_mail(ctx, batch)
+            send_mail(ctx, batch, claims)
         return batch.report
 
 
-def send_mail(ctx: Context, batch: Batch) -> None:
-    """After the inbox was read (replies first): queue due reminders, then send what waits."""
+def send_mail(ctx: Context, batch: Batch, claims: FileClaims) -> None:
+    """After the inbox was read (replies first): queue due reminders, then send what waits.
+
+    One worker at a time does this (the outbox is small; a mail must never go out twice): a worker
+    that finds another sending leaves the outbox to it."""
+    with claims.sole("outbox") as got:
+        if got:
+            _send_mail(ctx, batch)
+        else:
+            log.info("another worker is sending the outbox; left to it")
+
+
+def _send_mail(ctx: Context, batch: Batch) -> None:
     from renraku.sinks.confirmation import remind_due
     from renraku.sinks.outbox import send_due
 

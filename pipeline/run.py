@@ -27,6 +27,7 @@ from renraku.config import Settings
 from renraku.context import Context
 from renraku.extractors.corroboration import Links
 from renraku.pipeline import faults
+from renraku.pipeline.claims import FileClaims, open_claims
 from renraku.pipeline.progress import Progress
 from renraku.pipeline.read import DocumentResult, open_document, page_pool, read_opened, walk
 from renraku.sinks import models as m
@@ -138,20 +139,24 @@ class _AlreadyRecorded(Exception):
 class Batch:
     """One batch run; use as a context manager so the batch record is closed whatever happens."""
 
-    def __init__(self, ctx: Context, kind: str = "process", progress: Progress | None = None) -> None:
+    def __init__(self, ctx: Context, kind: str = "process", progress: Progress | None = None,
+                 claims: FileClaims | None = None) -> None:
         self.ctx = ctx
         self.kind = kind
         self.progress = progress  # a line on the terminal; None: nothing shown
+        self._own_claims = claims is None
+        self.claims = open_claims(ctx.engine, ctx.settings.home) if claims is None else claims
         self._t0 = time.monotonic()
         self.pool = page_pool(ctx.reading, ctx.settings.workers)
         self.lost_keywords = intake_config(ctx.settings).get("lost_device", {}).get("keywords", [])
         self.shared_boxes = {t.form_id: Links.of(t).shared for t in ctx.reading.templates}
         with ctx.sessions.begin() as session:
-            mark_interrupted(session)
+            mark_interrupted(session, self.claims)
             row = m.Batch(kind=kind, status="running", stats={"pid": os.getpid(), "host": socket.gethostname()})
             session.add(row)
             session.flush()
             self.report = BatchReport(batch_id=row.id)
+            self.claims.wait(f"batch:{row.id}")  # held while it runs: others see it alive (mark_interrupted)
         log.info("batch %d started (%s)", self.report.batch_id, kind)
 
     def __enter__(self) -> Batch:
@@ -170,9 +175,12 @@ class Batch:
             row.finished_at = m.utcnow()
             row.status = "failed" if exc else "done"
             row.error = f"{exc_type.__name__}" if exc_type else None
-            row.stats = self.report.stats() | {"read": [
+            row.stats = (row.stats or {}) | self.report.stats() | {"read": [  # kept: which process, where
                 {"source": i.source_ref, "sha256": i.sha256, "status": i.status, "reason": i.reason, "sheets": i.sheets}
                 for i in self.report.items]}
+        self.claims.release([f"batch:{self.report.batch_id}"])
+        if self._own_claims:
+            self.claims.close()
         log.info("batch %d %s: %s", self.report.batch_id, "failed" if exc else "done", self.report.stats())
 
     def _is_recorded(self, digest: str) -> bool:
@@ -192,6 +200,10 @@ class Batch:
         for item in items:
             digest = ctx.store.put(item.data)  # durable before anything is recorded
             faults.checkpoint(f"{item.channel}:stored")
+            if not self.claims.take([f"sha:{digest}"]):  # another worker reads these very bytes now:
+                outcomes += self._read_and_record(opened)  # record ours (releasing their claims), then
+                opened, pages = [], 0  # wait for it, holding no content claim (so no two wait on each other)
+                self.claims.wait(f"sha:{digest}")
             doc = None if self._is_recorded(digest) else open_document(
                 item.data, item.name, ctx.reading, is_known=self._is_recorded, media_type=item.media_type)
             opened.append((item, digest, doc))
@@ -207,6 +219,7 @@ class Batch:
         for item, digest, doc in opened:
             outcome = self._duplicate(item, digest) if doc is None else self._record(item, doc)
             faults.checkpoint(f"{item.channel}:recorded")
+            self.claims.release([f"sha:{digest}"])
             self.report.items.append(outcome)
             outcomes.append(outcome)
             log.info("item %s… %s (%d sheets)", digest[:12], outcome.status, outcome.sheets)
@@ -238,6 +251,20 @@ class Batch:
         for part in walk(result):  # attachments are stored under their own hash too
             if part is not result and part.status != "duplicate":
                 ctx.store.put(part.data)
+        attempts = 3
+        while True:
+            try:
+                with self.claims.turn("record"):  # workers record one at a time: a set's late sheet joins
+                    return self._record_once(item, result)  # the set another worker has just recorded
+            except IntegrityError:  # another process recorded the same bytes first, or one of the
+                attempts -= 1  # attachments: then again, with that attachment as a part already known
+                if self._is_recorded(result.sha256):
+                    return self._duplicate(item, result.sha256)
+                if not attempts:
+                    raise
+
+    def _record_once(self, item: Received, result: DocumentResult) -> ItemOutcome:
+        ctx = self.ctx
         try:
             with ctx.sessions.begin() as session:
                 if document_by_sha(session, result.sha256) is not None:
@@ -251,12 +278,11 @@ class Batch:
                 session.add(m.Receipt(batch_id=batch.id, document_id=doc.id, source_ref=item.source_ref))
                 record_applications(session, sheets, batch=batch, shared=self.shared_boxes)
                 message = record_message(session, result, sheets, batch=batch, keywords=self.lost_keywords)
-                self._count(sheets)
                 urgent = [message.public_id] if message is not None and message.urgent else []
-                if message is not None:
-                    self.report.messages += 1
-        except (IntegrityError, _AlreadyRecorded):  # the same bytes came twice, or another process was first
+        except _AlreadyRecorded:  # the same bytes came twice
             return self._duplicate(item, result.sha256)
+        self._count(sheets)  # counted once committed (a transaction that failed is tried again)
+        self.report.messages += message is not None
         if urgent:
             self.report.urgent += urgent
             if notify_urgent(ctx.settings, urgent):
@@ -294,14 +320,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def mark_interrupted(session: Session) -> list[int]:
-    """Batches left `running` by a process of this machine that no longer exists were interrupted
-    (killed, a power cut): say so, instead of showing them as running forever."""
+def mark_interrupted(session: Session, claims: FileClaims) -> list[int]:
+    """Batches left `running` by a process that no longer exists were interrupted (killed, a power
+    cut): say so, instead of showing them as running forever. On PostgreSQL a running batch holds
+    its claim, whatever machine it runs on; otherwise only this machine's processes can be asked."""
     host = socket.gethostname()
     found = []
     for row in session.scalars(select(m.Batch).where(m.Batch.status == "running")):
         pid = (row.stats or {}).get("pid")
-        if (row.stats or {}).get("host") == host and isinstance(pid, int) and not _alive(pid):
+        ended = claims.ended(f"batch:{row.id}")
+        if ended is None:
+            ended = (row.stats or {}).get("host") == host and isinstance(pid, int) and not _alive(pid)
+        if ended:
             row.status, row.error = "interrupted", "process ended before the batch was closed"
             found.append(row.id)
             log.warning("batch %d was interrupted (process %d ended)", row.id, pid)

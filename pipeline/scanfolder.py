@@ -5,7 +5,9 @@ slowly), which a file renamed into place already is. Subfolders are read; tempor
 left alone; any file name (Japanese, spaces, odd characters) is fine. Order per file: read → store
 the bytes → record → move the original to the processed folder (keeping its subfolder). Nothing is
 deleted, and nothing is moved before it is stored and recorded; after a crash, a file still in the
-folder is recognised by its content and only moved.
+folder is recognised by its content and only moved. Several workers (on PostgreSQL) share the
+folder: a file is claimed before it is read (pipeline/claims.py), and one that is gone once
+claimed was taken by another worker.
 """
 
 from __future__ import annotations
@@ -63,24 +65,32 @@ class ScanFolderSource:
 
     def poll(self) -> list[ItemOutcome]:
         outcomes: list[ItemOutcome] = []
-        window: list[tuple[Path, Received]] = []
         ready = list(self.ready())
         if self.batch.progress is not None:
             self.batch.progress.expect(len(ready))
-        for path in ready:
+        for start in range(0, len(ready), 8):
+            paths = ready[start:start + 8]
+            refs = {p: f"scan:{p.relative_to(self.folder).as_posix()}" for p in paths}
+            mine = self.batch.claims.take(refs.values())
+            try:
+                outcomes += self._read([(p, refs[p]) for p in paths if refs[p] in mine])
+            finally:
+                self.batch.claims.release(mine)
+        return outcomes
+
+    def _read(self, paths: list[tuple[Path, str]]) -> list[ItemOutcome]:
+        outcomes: list[ItemOutcome] = []
+        window: list[tuple[Path, Received]] = []
+        for path, ref in paths:
             try:
                 data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # another worker took it, or the fax server renamed it: not ours
             except OSError as exc:
                 outcomes.append(ItemOutcome(str(path), "", "failed", f"読めません: {exc.strerror}"))
                 continue
-            rel = path.relative_to(self.folder).as_posix()
-            window.append((path, Received(data, path.name, f"scan:{rel}", "scan")))
-            if len(window) >= 8:
-                outcomes += self._take(window)
-                window = []
-        if window:
-            outcomes += self._take(window)
-        return outcomes
+            window.append((path, Received(data, path.name, ref, "scan")))
+        return outcomes + (self._take(window) if window else [])
 
     def _take(self, window: list[tuple[Path, Received]]) -> list[ItemOutcome]:
         outcomes = self.batch.receive_many([r for _p, r in window])  # stored, then recorded
