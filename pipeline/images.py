@@ -37,11 +37,19 @@ def _pil_to_gray(img) -> np.ndarray:  # type: ignore[no-untyped-def]
     if img.mode not in ("L", "RGB"):
         img = img.convert("RGB")
     if img.mode == "RGB":
-        # Luma, but keep red ink (seals) dark enough to be seen on a white page.
-        rgb = np.asarray(img, dtype=np.float32)
-        gray = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
-        return np.clip(gray, 0, 255).astype(np.uint8)
+        # Luma, but keep red ink (seals) dark enough to be seen on a white page. In strips of rows:
+        # a phone photo (3024×4032) as floats at once is 146 MB, and as much again in temporaries.
+        rgb = np.asarray(img)
+        gray = np.empty(rgb.shape[:2], dtype=np.uint8)
+        for top in range(0, rgb.shape[0], GRAY_STRIP_ROWS):
+            strip = rgb[top:top + GRAY_STRIP_ROWS].astype(np.float32)
+            luma = 0.299 * strip[..., 0] + 0.587 * strip[..., 1] + 0.114 * strip[..., 2]
+            gray[top:top + GRAY_STRIP_ROWS] = np.clip(luma, 0, 255).astype(np.uint8)
+        return gray
     return np.asarray(img, dtype=np.uint8)
+
+
+GRAY_STRIP_ROWS = 256
 
 
 def _square_pixels(gray: np.ndarray, xdpi: float, ydpi: float) -> tuple[np.ndarray, float]:

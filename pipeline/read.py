@@ -9,8 +9,11 @@ batch goes on.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -100,8 +103,13 @@ def prepare_page(page: Page, ctx: ReadContext) -> PageResult:
     return result
 
 
-def read_pages(pages: list[Page], ctx: ReadContext, pool: Executor | None = None) -> list[PageResult]:
-    """Read pages: prepared in parallel (given a pool), the OCR of all of them batched, then finished."""
+def read_pages(pages: list[Page], ctx: ReadContext, pool: Executor | None = None, *,
+               release: bool = False) -> list[PageResult]:
+    """Read pages: prepared in parallel (given a pool), the OCR of all of them batched, then finished.
+
+    `release`: drop each page's pixels once it is prepared (its crops and picture are in the result):
+    the OCR of the whole window, the long part, then runs without a window of page images held.
+    """
     if pool is not None and len(pages) > 1:
         from renraku.extractors.corroboration import warm
 
@@ -109,11 +117,17 @@ def read_pages(pages: list[Page], ctx: ReadContext, pool: Executor | None = None
         warming = threading.Thread(target=warm, args=(ctx.config,), daemon=True)
         if images:
             warming.start()  # this process only waits for the workers meanwhile
-        results = list(pool.map(_prepare_in_worker, pages))
-        if images:
-            warming.join()
+        prepared = pool.map(_prepare_in_worker, pages)
     else:
-        results = [_safely(prepare_page, p, ctx) for p in pages]
+        prepared = (_safely(prepare_page, p, ctx) for p in pages)
+        images = False
+    results = []
+    for page, result in zip(pages, prepared, strict=True):
+        if release:
+            page.image = None
+        results.append(result)
+    if images:
+        warming.join()
     pending = [r for r in results if r.pending is not None]
     if pending:
         from renraku.extractors.escalation import ocr_prepared
@@ -192,7 +206,7 @@ def walk(doc: DocumentResult) -> Iterator[DocumentResult]:
 def read_opened(docs: list[DocumentResult], ctx: ReadContext, pool: Executor | None = None) -> None:
     """Read every loaded page of the documents and their attachments, in parallel given a pool."""
     parts = [d for doc in docs for d in walk(doc) if d.loaded]
-    results = read_pages([p for d in parts for p in d.loaded], ctx, pool)
+    results = read_pages([p for d in parts for p in d.loaded], ctx, pool, release=True)
     it = iter(results)
     for d in parts:
         d.pages = [next(it) for _ in d.loaded]
@@ -258,12 +272,22 @@ def _fail(result: PageResult, reason: str) -> None:
 _WORKER_CTX: ReadContext | None = None
 
 
-def _init_worker(ctx: ReadContext) -> None:
+def _init_worker(ctx: ReadContext, parent: int) -> None:
     """Each worker one core: Tesseract, OpenCV and BLAS must not fan out (measured: two workers
-    each running multi-threaded OpenCV and BLAS took twice the CPU per page; see `page_pool`)."""
+    each running multi-threaded OpenCV and BLAS took twice the CPU per page; see `page_pool`).
+
+    A worker ends with its parent: a batch killed mid-way (a crash, the OOM killer) must not leave
+    its workers waiting forever for pages, holding memory and the parent's output pipes."""
     global _WORKER_CTX
     os.environ["OMP_THREAD_LIMIT"] = "1"
     _WORKER_CTX = ctx
+    with contextlib.suppress(OSError, AttributeError):  # Linux: the kernel sends SIGKILL when the parent ends
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent ended before that was set
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _prepare_in_worker(page: Page) -> PageResult:
@@ -284,5 +308,9 @@ def page_pool(ctx: ReadContext, workers: int) -> Executor | None:
     # child: it hangs); the workers inherit one thread each.
     cv2.setNumThreads(1)
     threadpool_limits(1)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_init_worker, initargs=(ctx,))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_init_worker, initargs=(ctx, os.getpid()))
+    # Fork the workers now, before any page is loaded: forked at the first page they would each start
+    # with the first window's page images and the heap around them (measured: 265 MB a worker, 180 MB now).
+    pool.submit(int).result()
+    return pool

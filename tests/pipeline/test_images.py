@@ -42,6 +42,21 @@ def test_a_photo_is_turned_upright_by_its_exif_orientation() -> None:
     assert page.pixels[:5].mean() < 60 and page.pixels[-5:].mean() > 200
 
 
+def test_a_colour_photo_becomes_the_same_grey_page_read_in_strips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Converted a few rows at a time (a phone photo as floats at once is 146 MB), the page is the
+    same to the last pixel, red seal ink kept dark."""
+    monkeypatch.setattr(images, "GRAY_STRIP_ROWS", 64)
+    rgb = np.random.default_rng(3).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    rgb[100:140, 50:90] = (200, 30, 30)  # a seal
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, "PNG")
+    page, = images.load_image_pages(buf.getvalue(), PNG)
+    floats = rgb.astype(np.float32)
+    whole = np.clip(0.299 * floats[..., 0] + 0.587 * floats[..., 1] + 0.114 * floats[..., 2], 0, 255).astype(np.uint8)
+    assert np.array_equal(page.pixels, whole)
+    assert page.pixels[120, 70] < 100
+
+
 def test_a_decompression_bomb_is_refused() -> None:
     buf = io.BytesIO()
     Image.new("1", (20000, 20000), 1).save(buf, "PNG")  # tiny file, 400 million pixels

@@ -17,7 +17,7 @@ from renraku import normalize
 from renraku.context import Context
 from renraku.pipeline import run
 from renraku.pipeline.run import Received, process_paths
-from renraku.samples.generator import invent_set, render_pdf
+from renraku.samples.generator import invent_change, invent_set, render_pdf
 from renraku.sinks import models as m
 from renraku.sinks.store import DocumentStore
 from tests.conftest import DevRun, load_jsonl
@@ -104,17 +104,23 @@ def test_the_same_file_twice_in_one_batch_is_stored_once(ctx: Context, tmp_path:
     assert counts(ctx)["documents"] == 1 and counts(ctx)["sheets"] == 3
 
 
-def test_a_batch_is_read_a_bounded_number_of_pages_at_a_time(ctx: Context, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pages are held in memory from opening until recorded: eight 30-page faxes must not be all at once."""
-    monkeypatch.setattr(run, "PAGES_AHEAD", 5)
-    read_at_once = []
+def windows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of pages of each window read together, as the batch reads them."""
+    read_at_once: list[int] = []
     real = run.read_opened
 
     def counting(docs, reading, pool=None):
         read_at_once.append(sum(len(d.loaded) for doc in docs for d in run.walk(doc)))
         return real(docs, reading, pool)
     monkeypatch.setattr(run, "read_opened", counting)
+    return read_at_once
+
+
+def test_a_batch_is_read_a_bounded_number_of_pages_at_a_time(ctx: Context, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages are held in memory from opening until recorded: eight 30-page faxes must not be all at once."""
+    monkeypatch.setattr(run, "PAGES_AHEAD", 5)
+    read_at_once = windows(monkeypatch)
     (tmp_path / "in").mkdir()
     for n in range(3):  # three sets of three sheets
         (tmp_path / "in" / f"{n}.pdf").write_bytes(render_pdf(invent_set(random.Random(10 + n))))
@@ -123,6 +129,47 @@ def test_a_batch_is_read_a_bounded_number_of_pages_at_a_time(ctx: Context, tmp_p
     assert read_at_once == [6, 3]  # two files reach the budget; the copy of 0 is known by then, not opened
     assert [i.status for i in report.items] == ["recorded", "recorded", "recorded", "duplicate"]
     assert counts(ctx)["sheets"] == 9
+
+
+def test_a_window_holds_a_bounded_size_of_page_images(ctx: Context, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twenty-four phone photos are 290 MB of pixels: the window closes on their size, not only their count."""
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setattr(run, "PIXELS_AHEAD", 2 * 600 * 400)  # two of these pictures
+    read_at_once = windows(monkeypatch)
+    (tmp_path / "in").mkdir()
+    for n in range(5):
+        pixels = np.full((600, 400), 255 - n, dtype=np.uint8)  # blank pictures: not forms, read at once
+        Image.fromarray(pixels).save(tmp_path / "in" / f"IMG_{n}.png")
+    report = process_paths(ctx, [tmp_path / "in"])
+    assert read_at_once == [2, 2, 1]
+    assert report.count("recorded") == 5 and counts(ctx)["pages"] == 5
+
+
+def test_a_rerun_after_a_kill_reads_only_the_pages_not_recorded(ctx: Context, tmp_path: Path) -> None:
+    """Killed after two of three files were recorded: the rerun takes those two as duplicates by their
+    hash, unopened, and reads the third file's pages only (the batch's stats say how many it read)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "in").mkdir()
+    for n, sheets in enumerate([invent_set(random.Random(30)), [invent_change(random.Random(31))],
+                                invent_set(random.Random(32))[:2]]):
+        (tmp_path / "in" / f"{n}.pdf").write_bytes(render_pdf(sheets))
+    env = {**os.environ, "RENRAKU_HOME": str(ctx.settings.home), "RENRAKU_FAULT": "upload:recorded:2"}
+    killed = subprocess.run([sys.executable, "-m", "renraku.cli", "process", str(tmp_path / "in")], env=env,
+                            capture_output=True, timeout=300)
+    assert killed.returncode == -9
+    assert counts(ctx)["pages"] == 4  # 0.pdf and 1.pdf
+    report = process_paths(ctx, [tmp_path / "in"])
+    assert [i.status for i in report.items] == ["duplicate", "duplicate", "recorded"]
+    assert report.pages_read == 2
+    assert counts(ctx)["pages"] == 6 and counts(ctx)["documents"] == 3
+    with ctx.sessions() as s:
+        assert s.get(m.Batch, report.batch_id).stats["pages_read"] == 2
 
 
 def test_bad_files_are_recorded_with_a_reason_and_the_batch_goes_on(ctx: Context, tmp_path: Path) -> None:
