@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from pathlib import Path
 
@@ -142,3 +143,37 @@ def test_registry_findings_on_change_notices(ctx: Context) -> None:
     receive(ctx, [change_notice([("add", "大橋 恵", "ohashi@x.example.jp", False)], facility="ひまわり薬局")], "b.pdf")
     _, blocking, _ = app_of(ctx, "staff_change")
     assert blocking == ["unknown_facility"]
+
+
+# The registry export as written before it was made fast (issue 20): the same bytes, quoting and all.
+EXPORTED = ('facility_name,facility_kana,postal_code,address,phone,staff_name,staff_kana,job,admin,email,'
+            'registered_on,suspended\r\n'
+            '"クリニック ""あさひ"", 本院",アサヒ,320-0001,"栃木県宇都宮市1-1\n2階",028-000-0001,=山田 花子,'
+            'ヤマダ ハナコ,看護師,○,hanako@a.example.jp,2025-04-01,\r\n'
+            '"クリニック ""あさひ"", 本院",アサヒ,320-0001,"栃木県宇都宮市1-1\n2階",028-000-0001,佐藤 一郎,,,,'
+            'ichiro@a.example.jp,,○\r\n'
+            '空の施設,,,,,,,,,,,\r\n')
+
+
+def test_the_registry_export_writes_active_people_suspended_marks_and_empty_facilities_byte_for_byte(
+        ctx: Context, tmp_path: Path) -> None:
+    with ctx.sessions.begin() as s:
+        a = m.Facility(key="a", name='クリニック "あさひ", 本院', name_kana="アサヒ", postal_code="320-0001",
+                       address="栃木県宇都宮市1-1\n2階", phone="028-000-0001", source="import")
+        b = m.Facility(key="b", name="空の施設", source="A000003")
+        s.add_all([a, b])
+        s.flush()
+        s.add_all([m.Staff(facility=a, name="=山田 花子", name_kana="ヤマダ ハナコ", job="看護師",
+                           email="hanako@a.example.jp", admin=True, registered_on=dt.date(2025, 4, 1), source="import"),
+                   m.Staff(facility=a, name="佐藤 一郎", email="ichiro@a.example.jp", source="A000002"),
+                   m.Staff(facility=a, name="削除 済子", email="gone@a.example.jp", active=False, source="import"),
+                   m.Staff(facility=b, name="停止 中男", email="lost@b.example.jp", active=False, source="import")])
+        s.flush()
+        doc = m.Document(sha256="0" * 64, size=1, media_type="message/rfc822", file_name="x.eml", channel="imap",
+                         status="message")
+        s.add(m.Message(document=doc, kind="lost_device", urgent=True))
+        s.flush()
+        s.add(m.Case(message_id=1, staff_id=2, state="received"))  # 佐藤 一郎 lost a device: suspended
+    with ctx.sessions() as s:
+        assert export_csv(s, tmp_path / "registry.csv") == 3
+    assert (tmp_path / "registry.csv").read_bytes() == EXPORTED.encode("utf-8")
