@@ -160,26 +160,56 @@ def fill(engine: Any, scale: float = 1.0, seed: int = 20) -> dict[str, int]:
                      note="", notified=urgent, created_at=when, batch_id=batch)
         rows.flush()
         n_facilities = max(1, n_staff // 4)
-        for f in range(1, n_facilities + 1):
-            rows.add(m.Facility, id=f, key=f"施設{f}", name=f"施設{f}", name_kana="", postal_code="320-0001",
-                     address="栃木県宇都宮市", phone="028-000-0000", source="import", created_at=T0)
-        rows.flush()
-        for p in range(1, n_staff + 1):
-            rows.add(m.Staff, id=p, facility_id=1 + (p - 1) % n_facilities, name=f"職員{p}", name_kana="", job="看護師",
-                     email=f"staff{p}@f{p % n_facilities}.example.jp", admin=p % 4 == 0, active=p % 50 != 0,
-                     registered_on=T0.date(), removed_on=None, source="import", updated_at=T0)
-        rows.flush()
+        _registry(rows, rnd, n_facilities, n_staff, n_apps)
         for p in range(1, n_staff + 1):  # one 送受信確認 per person: most confirmed, some sent, a few bounced
             state = rnd.choices(["confirmed", "sent", "bounced"], [95, 4, 1])[0]
             sent = T0 + dt.timedelta(days=rnd.randrange(900))
             rows.add(m.Confirmation, id=p, staff_id=p, application_id=1 + p % n_apps, email=f"staff{p}@example.jp",
                      token=f"t{p:020d}", status=state, reason="", created_at=sent, sent_at=sent, reminded_at=None,
                      decided_at=None, message_id=None, mcs_export_id=None)
+        for k in range(1, n_messages + 1):  # each lost-device report is a case about a person: suspended
+            if k % 97 == 5:
+                rows.add(m.Case, message_id=k, staff_id=1 + k * 7919 % n_staff, linked_by="sender",
+                         state="received" if k % 2 else "resolved", received_at=T0, requested_at=None,
+                         requested_by=None, request_note="", resolved_at=None, resolved_by=None, resolution_note="")
         rows.flush()
         _reset_sequences(conn, sorted_tables)
     counts.update(batches=n_batches, documents=ids["doc"], sheets=ids["sheet"], applications=n_apps,
                   staff=n_staff, messages=n_messages, confirmations=n_staff)
     return counts
+
+
+def _registry(rows: Rows, rnd: random.Random, n_facilities: int, n_staff: int, n_apps: int) -> None:
+    """Facilities and people as the generator invents them (names, readings, addresses, addresses of
+    mail), a third of the readings in katakana as some sheets write them; the search keys as the
+    models would store them. One facility in ten came from an application, and so did its people."""
+    from renraku import normalize
+    from renraku.samples.generator import USUAL
+
+    domains = []
+    for f in range(1, n_facilities + 1):
+        facility = USUAL.facility(rnd)
+        name, kana = f"{facility.name} {f}号", facility.kana
+        address, _area, postal = USUAL.address(rnd)
+        source = m.public_id("A", f % n_apps + 1) if f % 10 == 0 else "import"
+        rows.add(m.Facility, id=f, key=f"bench{f}", name=name, name_kana=kana, postal_code=postal, address=address,
+                 phone="028-000-0000", source=source, created_at=T0, search_key=normalize.search_key(name, kana))
+        domains.append((USUAL.domain(rnd, facility), source))
+    rows.flush()
+    for p in range(1, n_staff + 1):
+        facility = 1 + (p - 1) % n_facilities
+        domain, source = domains[facility - 1]
+        person = USUAL.person(rnd, spaced=True)
+        kana = normalize.text(person.kana) if p % 3 else _katakana(person.kana)
+        email = f"{person.romaji}.{p}@{domain}"
+        rows.add(m.Staff, id=p, facility_id=facility, name=person.name, name_kana=kana, job="看護師", email=email,
+                 admin=p % 4 == 0, active=p % 50 != 0, registered_on=T0.date(), removed_on=None, source=source,
+                 updated_at=T0, search_key=normalize.search_key(person.name, kana, email))
+    rows.flush()
+
+
+def _katakana(hiragana: str) -> str:
+    return "".join(chr(ord(c) + 0x60) if "ぁ" <= c <= "ゖ" else c for c in hiragana)
 
 
 def _reset_sequences(conn: Any, tables: list[Any]) -> None:

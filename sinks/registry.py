@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from renraku import normalize
@@ -230,6 +230,100 @@ def export_csv(session: Session, out: Path) -> int:
         writer.writerow([*COLUMNS, "suspended"])
         writer.writerows(rows_)
     return len(rows_)
+
+
+# ------------------------------------------------------------------------------------ search
+
+STAFF_STATES = ("active", "removed", "suspended")  # what the search may narrow to ("" is everyone)
+
+
+@dataclass(frozen=True)
+class RegistryQuery:
+    """What a person typed: words, a municipality, a facility number (F000012, 12) and a state."""
+
+    words: str = ""
+    municipality: str = ""
+    facility: str = ""
+    state: str = ""
+
+    def facility_id(self) -> int | None:
+        """The facility number typed (Ｆ000012, f12, 12), or -1 for something that is not one (finds none)."""
+        typed = normalize.compact(self.facility).upper().removeprefix("F")
+        if not typed:
+            return None
+        return int(typed) if typed.isdigit() and len(typed) < 10 else -1
+
+
+@dataclass
+class RegistryPage:
+    rows: list[dict[str, Any]]  # one per person, or per facility without anyone matching its row
+    matching: int
+    page: int
+    pages: int
+
+
+def search(session: Session, query: RegistryQuery, page: int, page_size: int) -> RegistryPage:
+    """One page of people (with their facility) and of facilities with no one, by facility and person.
+
+    Words match a person's name, kana or e-mail, or their facility's name or kana, however they were
+    written (normalize.searchable on both sides: a stored key, one LIKE per table). One query gives
+    the page and the number of rows matching (a window count); `details` adds the rest. A facility
+    with no one registered has one row (no person), so the order by facility, then person, is total."""
+    f, p = m.Facility, m.Staff
+    where: list[Any] = []
+    words = normalize.searchable(query.words)
+    if words:
+        named = select(f.id).where(f.search_key.contains(words, autoescape=True))
+        where.append(or_(p.search_key.contains(words, autoescape=True), f.id.in_(named)))
+    if query.municipality.strip():
+        where.append(f.address.contains(normalize.text(query.municipality), autoescape=True))
+    if (number := query.facility_id()) is not None:
+        where.append(f.id == number)
+    if query.state == "active":
+        where.append(p.active)
+    elif query.state == "removed":
+        where.append(~p.active)
+    elif query.state == "suspended":
+        where.append(p.id.in_(select(m.Case.staff_id).where(m.Case.state != "resolved")))
+    found = session.execute(
+        select(f.id, f.name, f.name_kana, f.address, f.phone, f.source, p.id, p.name, p.name_kana, p.job, p.email,
+               p.admin, p.active, p.registered_on, p.removed_on, p.source, func.count().over())
+        .outerjoin(p, p.facility_id == f.id).where(*where)
+        .order_by(f.id, p.id).limit(page_size).offset((max(1, page) - 1) * page_size)).all()
+    if not found and page > 1:  # past the end (a link kept too long): the last page
+        first = search(session, query, 1, page_size)
+        last = max(1, -(-first.matching // page_size))
+        return first if last == 1 else search(session, query, last, page_size)
+    matching = found[0][-1] if found else 0
+    keys = ("facility_id", "facility", "facility_kana", "address", "phone", "facility_source", "staff_id", "name",
+            "name_kana", "job", "email", "admin", "active", "registered_on", "removed_on", "source")
+    rows = [dict(zip(keys, r[:-1], strict=True)) for r in found]
+    return RegistryPage(rows, matching, max(1, page), max(1, -(-matching // page_size)))
+
+
+def details(session: Session, rows: list[dict[str, Any]]) -> None:
+    """What the page shows beside each row, one query per kind: each person's latest 送受信確認 and open
+    lost-device case, and the applications that name each facility."""
+    people = [r["staff_id"] for r in rows if r["staff_id"] is not None]
+    latest: dict[int, m.Confirmation] = {}
+    cases: dict[int, m.Case] = {}
+    if people:
+        for conf in session.scalars(select(m.Confirmation).where(m.Confirmation.staff_id.in_(people))
+                                    .order_by(m.Confirmation.id)):
+            latest[conf.staff_id] = conf  # a newer one (resent to a corrected address) replaces the older
+        for case in session.scalars(select(m.Case).where(m.Case.staff_id.in_(people), m.Case.state != "resolved")
+                                    .order_by(m.Case.id)):
+            cases.setdefault(case.staff_id or 0, case)
+    names = sorted({r["facility"] for r in rows})
+    applications: dict[str, list[tuple[int, str, str]]] = {}
+    for app_id, name, kind, status in session.execute(
+            select(m.Application.id, m.Application.facility_name, m.Application.kind, m.Application.status)
+            .where(m.Application.facility_name.in_(names)).order_by(m.Application.id)):
+        applications.setdefault(name, []).append((app_id, kind, status))
+    for r in rows:
+        r["confirmation"] = latest.get(r["staff_id"])
+        r["case"] = cases.get(r["staff_id"])
+        r["applications"] = applications.get(r["facility"], [])
 
 
 # ------------------------------------------------------------------------------ approvals

@@ -177,3 +177,25 @@ def test_the_registry_export_writes_active_people_suspended_marks_and_empty_faci
     with ctx.sessions() as s:
         assert export_csv(s, tmp_path / "registry.csv") == 3
     assert (tmp_path / "registry.csv").read_bytes() == EXPORTED.encode("utf-8")
+
+
+def test_the_registry_written_before_the_search_existed_gets_its_search_keys(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from renraku.sinks.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate(engine, "0007")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO facilities (id, key, name, name_kana, postal_code, address, phone, source, "
+                          "created_at) VALUES (1, 'k', 'ﾐﾄﾞﾘ薬局', 'ミドリ ヤッキョク', '', '', '', 'import', "
+                          "'2024-04-01')"))
+        conn.execute(text("INSERT INTO staff (id, facility_id, name, name_kana, job, email, admin, active, source, "
+                          "updated_at) VALUES (1, 1, '斎藤　誠', 'サイトウ マコト', '', 'Saito@X.example.jp', 1, 1, "
+                          "'import', '2024-04-01')"))
+    migrate(engine)
+    with engine.connect() as conn:
+        facility, person = (conn.execute(text(f"SELECT search_key FROM {t}")).scalar() for t in ("facilities", "staff"))
+    assert facility == "みどり薬局\nみどりやっきょく"
+    assert person == "斎藤誠\nさいとうまこと\nsaito@x.example.jp"
+    engine.dispose()
