@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 from sqlalchemy import select
 
 from renraku.context import Context
 from renraku.sinks import models as m
-from tests.review.conftest import keyboard_login
+from tests.review.conftest import DOCS, keyboard_login, screenshot
 from tests.review.test_registry_search import imported
 
 
-def test_an_office_worker_finds_a_person_by_kana_and_sees_the_state(browser, served: str, ctx: Context) -> None:
+def test_an_office_worker_finds_a_person_by_kana_and_sees_the_state(browser, served: str, ctx: Context,
+                                                                    tmp_path: Path) -> None:
     imported(ctx)  # the sample registry: readings in hiragana
     with ctx.sessions.begin() as s:
         people = {p.name: p for p in s.scalars(select(m.Staff))}
@@ -34,6 +39,9 @@ def test_an_office_worker_finds_a_person_by_kana_and_sees_the_state(browser, ser
     assert "松本 次郎" in row.inner_text() and "みどり薬局 芳賀店" in row.inner_text()
     assert "登録中" in row.locator("td.state").inner_text()
     assert "返信待ち" in row.inner_text()  # the 送受信確認 sent, no reply yet
+    screenshot(page, tmp_path / "registry.png", 330)
+    if os.environ.get("RENRAKU_DOCS_SCREENSHOTS"):  # the picture in docs/staff.md
+        shutil.copy(tmp_path / "registry.png", DOCS / "staff" / "registry.png")
 
     page.fill("input[name=q]", "サイトウ")
     with page.expect_navigation():

@@ -17,6 +17,7 @@ from renraku.sinks import models as m
 from renraku.sinks.queue import Actor, approve, override_finding
 from renraku.sinks.registry import export_csv, import_csv
 from renraku.validators import load_rule_config
+from tests.sinks.test_db import postgres_url  # noqa: F401 (a fixture)
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "registry.csv"
 BOSS = Actor("鈴木 主任", "supervisor")
@@ -155,8 +156,15 @@ EXPORTED = ('facility_name,facility_kana,postal_code,address,phone,staff_name,st
             '空の施設,,,,,,,,,,,\r\n')
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_the_registry_export_writes_active_people_suspended_marks_and_empty_facilities_byte_for_byte(
-        ctx: Context, tmp_path: Path) -> None:
+        database: str, request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> None:
+    from renraku.config import Settings
+    from renraku.context import open_context
+
+    url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    ctx = open_context(Settings(home=home, db_url=url) if url else Settings(home=home))
+    request.addfinalizer(ctx.close)
     with ctx.sessions.begin() as s:
         a = m.Facility(key="a", name='クリニック "あさひ", 本院', name_kana="アサヒ", postal_code="320-0001",
                        address="栃木県宇都宮市1-1\n2階", phone="028-000-0001", source="import")
@@ -173,7 +181,8 @@ def test_the_registry_export_writes_active_people_suspended_marks_and_empty_faci
                          status="message")
         s.add(m.Message(document=doc, kind="lost_device", urgent=True))
         s.flush()
-        s.add(m.Case(message_id=1, staff_id=2, state="received"))  # 佐藤 一郎 lost a device: suspended
+        s.add(m.Case(message_id=s.scalar(select(m.Message.id)), staff_id=s.scalar(select(m.Staff.id).where(
+            m.Staff.name == "佐藤 一郎")), state="received"))  # 佐藤 一郎 lost a device: suspended
     with ctx.sessions() as s:
         assert export_csv(s, tmp_path / "registry.csv") == 3
     assert (tmp_path / "registry.csv").read_bytes() == EXPORTED.encode("utf-8")
