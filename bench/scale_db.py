@@ -283,7 +283,7 @@ def measure(kind: str, scale: float, repeat: int, only: str = "") -> list[dict[s
             app = create_app(ctx)
             app.config["TESTING"] = True
             client = app.test_client()
-            _login(client)
+            token = _login(client)
             mid = counts["applications"] // 2
             pages = {
                 "queue (open)": "/", "queue (all)": "/?status=all", "queue (all, page 50)": "/?status=all&page=50",
@@ -297,8 +297,12 @@ def measure(kind: str, scale: float, repeat: int, only: str = "") -> list[dict[s
                 if only not in what:
                     continue
 
-                def get(path: str = path) -> None:
-                    response = client.get(path)
+                def get(path: str | dict[str, str] = path) -> None:
+                    if isinstance(path, dict):  # a search form posted, and the page it leads to
+                        response = client.post("/registry", data={**path, "csrf_token": token},
+                                               follow_redirects=True)
+                    else:
+                        response = client.get(path)
                     assert response.status_code == 200, (path, response.status_code)
                 results.append({"db": kind, "what": what, **timed(get, repeat)})
             out = Path(tmp) / "out"
@@ -319,35 +323,36 @@ def measure(kind: str, scale: float, repeat: int, only: str = "") -> list[dict[s
     return results
 
 
-def registry_searches(ctx: Any, counts: dict[str, int]) -> dict[str, str]:
-    """What an office worker types into the registry search (登録簿), as URLs."""
-    from urllib.parse import urlencode
-
+def registry_searches(ctx: Any, counts: dict[str, int]) -> dict[str, str | dict[str, str]]:
+    """What an office worker types into the registry search (登録簿): a form posted (the page it leads
+    to included), or a link followed (pages, a facility's number)."""
     from sqlalchemy import select
 
     with ctx.sessions() as s:
         email = s.scalar(select(m.Staff.email).where(m.Staff.id == counts["staff"] // 2))
-    searches = {
-        "registry: everything": {}, "registry: everything, page 50": {"page": 50},
+    return {
+        "registry: everything": "/registry", "registry: everything, page 50": "/registry?page=50",
         "registry: full name in half-width kana (ｻﾄｳ ﾊﾅｺ)": {"q": "ｻﾄｳ ﾊﾅｺ"},
         "registry: family name in kanji (佐藤)": {"q": "佐藤"},
         "registry: e-mail address": {"q": email.upper()},
         "registry: facility name (すずらん)": {"q": "すずらん"},
         "registry: municipality (宇都宮市)": {"municipality": "宇都宮市"},
-        "registry: facility number": {"facility": m.public_id("F", max(1, counts["staff"] // 8))},
-        "registry: suspended": {"state": "suspended"},
+        "registry: facility number": f"/registry?facility={m.public_id('F', max(1, counts['staff'] // 8))}",
+        "registry: suspended": "/registry?state=suspended",
         "registry: nothing found": {"q": "該当なし"},
     }
-    return {what: "/registry?" + urlencode(args) for what, args in searches.items()}
 
 
-def _login(client: Any) -> None:
+def _login(client: Any) -> str:
+    """Log the bench's supervisor in; the form token of the session."""
     import re
 
     html = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
     response = client.post("/login", data={"name": "bench", "password": "bench-password-1", "csrf_token": token})
     assert response.status_code == 302
+    return re.search(r'name="csrf_token" value="([^"]+)"',  # type: ignore[union-attr]
+                     client.get("/registry").get_data(as_text=True)).group(1)
 
 
 def main(argv: list[str] | None = None) -> int:

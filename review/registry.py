@@ -8,11 +8,13 @@ query a page and one per kind of detail, at 50,000 staff (bench/scale_db.py).
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_login import login_required
 
+from renraku import normalize
 from renraku.review.listing import PAGE_SIZE
 from renraku.sinks import cases, confirmation, registry
 from renraku.sinks import models as m
@@ -28,15 +30,34 @@ def _application_number(source: str) -> int | None:
     return int(digits) if source.startswith("A") and digits.isdigit() else None
 
 
+FILTERS = ("municipality", "facility", "state")  # not personal: these may stand in the URL
+KEPT_SEARCHES = 5
+
+
+@bp.route("/registry", methods=["POST"])
+@login_required
+def search_words() -> Any:
+    """The search form is posted: names and e-mail addresses stay out of URLs (a TLS proxy's access log
+    records them, docs/admin.md), kept in the signed session under a short key the URL carries."""
+    args = {k: request.form.get(k, "")[:40] for k in FILTERS if request.form.get(k)}
+    words = request.form.get("q", "")[:100]
+    if normalize.searchable(words):
+        kept = dict(list(session.get("registry_words", {}).items())[-(KEPT_SEARCHES - 1):])
+        args["w"] = key = secrets.token_urlsafe(6)
+        session["registry_words"] = kept | {key: words}
+    return redirect(url_for("registry.search", **args), code=303)
+
+
 @bp.route("/registry")
 @login_required
 def search() -> Any:
     ctx = current_app.extensions["renraku"]
-    query = registry.RegistryQuery(words=request.args.get("q", "")[:200],
+    key = request.args.get("w", "")
+    state = request.args.get("state", "")
+    query = registry.RegistryQuery(words=session.get("registry_words", {}).get(key, ""),
                                    municipality=request.args.get("municipality", "")[:40],
                                    facility=request.args.get("facility", "")[:20],
-                                   state=request.args.get("state", "") if request.args.get("state") in
-                                   registry.STAFF_STATES else "")
+                                   state=state if state in registry.STAFF_STATES else "")
     number = request.args.get("page", "1")
     now = m.utcnow()
     with ctx.sessions() as s:
@@ -48,11 +69,11 @@ def search() -> Any:
         conf = r["confirmation"]
         r["confirm_state"] = confirmation.state(conf, ctx.settings, now) if conf else ""
         r["case_state"] = cases.STATE_NAMES[r["case"].state] if r["case"] else ""
-    args = {k: v for k, v in (("q", query.words), ("municipality", query.municipality),
+    args = {k: v for k, v in (("w", key if query.words else ""), ("municipality", query.municipality),
                               ("facility", query.facility), ("state", query.state)) if v}
     return render_template(
         "registry.html", rows=found.rows, query=query, matching=found.matching, page=found.page, pages=found.pages,
         municipalities=load_rule_config().get("area", {}).get("municipalities", []), states=STATE_NAMES,
-        confirm_names=confirmation.STATE_NAMES,
+        confirm_names=confirmation.STATE_NAMES, forgotten=bool(key) and not query.words,
         prev_url=url_for("registry.search", **args, page=found.page - 1) if found.page > 1 else None,
         next_url=url_for("registry.search", **args, page=found.page + 1) if found.page < found.pages else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from sqlalchemy import event, select
 
@@ -16,21 +17,30 @@ from renraku.sinks import models as m
 from renraku.sinks.queue import Actor, approve
 from renraku.sinks.registry import import_csv
 from renraku.validators import load_rule_config
-from tests.review.conftest import login
+from tests.review.conftest import login, token_for
 from tests.sinks.test_registry import app_of, receive
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "registry.csv"
 ROW = re.compile(r'<tr data-staff="(\d*)"')
 
 
+def searched(client, **args: str) -> str:  # type: ignore[no-untyped-def]
+    """The search form posted as a person does (then the page it leads to): its URL must not carry the words."""
+    response = client.post("/registry", data={**args, "csrf_token": token_for(client, "/registry")})
+    assert response.status_code == 303
+    url = response.headers["Location"]
+    assert not args.get("q") or args["q"] not in unquote(url)
+    return url
+
+
 def names(client, **args: str) -> list[str]:  # type: ignore[no-untyped-def]
-    html = client.get("/registry", query_string=args).get_data(as_text=True)
+    html = client.get(searched(client, **args)).get_data(as_text=True)
     return [n.strip() for n in re.findall(r'<td class="person">([^<]+)', html)]
 
 
 def table(client, **args: str) -> str:  # type: ignore[no-untyped-def]
     """The results of a search (without the form, whose choices name every state)."""
-    html = client.get("/registry", query_string=args).get_data(as_text=True)
+    html = client.get(searched(client, **args)).get_data(as_text=True)
     return html[html.index('<table class="queue" id="registry">'):]
 
 
@@ -58,6 +68,7 @@ def test_a_person_is_found_by_name_kana_mail_facility_number_and_town_however_ty
     assert names(client, facility="F99999999999") == names(client, facility="薬局") == []
     assert names(client, q="%") == names(client, q="_") == []  # typed, not a wildcard
     assert len(names(client)) == 5  # nothing typed: the whole registry, a page at a time
+    assert "もう一度検索してください" in client.get("/registry?w=old-key").get_data(as_text=True)  # after a logout
 
     with ctx.sessions.begin() as s:  # a removal, a renamed person, a lost device: what the page says of each
         people = {p.name: p for p in s.scalars(select(m.Staff))}
@@ -119,13 +130,13 @@ def test_pages_of_a_large_registry_hold_every_match_once_with_a_fixed_number_of_
                   if any("やま" in v.translate(KATAKANA).replace(" ", "")
                          for v in (p.name_kana, p.facility.name, p.facility.name_kana))]
     assert everyone == order
-    yama, _html = every_page("/registry?q=ヤマ")
+    yama, _html = every_page(searched(client, q="ヤマ"))
     assert yama == wanted and 0 < len(wanted) < counts["staff"]
 
     statements: list[str] = []
     event.listen(ctx.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    for url, rows in (("/registry", PAGE_SIZE), ("/registry?q=yama", len(wanted)), ("/registry?page=3", 100),
-                      (f"/registry?q={html_name(ctx)}", 1)):
+    for url, rows in (("/registry", PAGE_SIZE), (searched(client, q="yama"), len(wanted)), ("/registry?page=3", 100),
+                      (searched(client, q=html_name(ctx)), 1)):
         statements.clear()
         html = client.get(url).get_data(as_text=True)
         assert len(ROW.findall(html)) == min(rows, PAGE_SIZE)
@@ -144,5 +155,8 @@ def html_name(ctx: Context) -> str:
 
 
 def test_the_registry_needs_a_login(app) -> None:
-    response = app.test_client().get("/registry?q=やまだ")
-    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    client = app.test_client()
+    token = token_for(client, "/login")  # a form token, but no login
+    for response in (client.get("/registry?state=active"), client.post("/registry", data={"q": "やまだ",
+                                                                                           "csrf_token": token})):
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
