@@ -22,16 +22,14 @@ from renraku.validators import load_rule_config
 
 bp = Blueprint("registry", __name__)
 STATE_NAMES = {"": "すべて", "active": "登録中", "removed": "削除済み", "suspended": "停止中（紛失・盗難）"}
+FILTERS = ("municipality", "facility", "state")  # not personal: these may stand in the URL
+KEPT_SEARCHES = 5  # searches whose words the session keeps (the cookie stays small)
 
 
 def _application_number(source: str) -> int | None:
     """The application a row came from (its `source` is A000012), or None for an imported row."""
     digits = source[1:]
     return int(digits) if source.startswith("A") and digits.isdigit() else None
-
-
-FILTERS = ("municipality", "facility", "state")  # not personal: these may stand in the URL
-KEPT_SEARCHES = 5
 
 
 @bp.route("/registry", methods=["POST"])

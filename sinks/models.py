@@ -226,10 +226,6 @@ class Facility(Base):
 
     staff: Mapped[list[Staff]] = relationship(back_populates="facility", order_by="Staff.id")
 
-    @property
-    def public_id(self) -> str:
-        return public_id("F", self.id)
-
     def make_search_key(self) -> str:
         return normalize.search_key(self.name, self.name_kana)
 
