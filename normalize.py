@@ -203,6 +203,18 @@ def normalise(kind: str, raw: str | None) -> Normalised:
     return Normalised(text(raw))
 
 
+def searchable(value: str | None) -> str:
+    """How the registry search compares: NFKC, no white space, katakana as hiragana, lower case, so that
+    「ﾔﾏﾀﾞ ﾊﾅｺ」, 「やまだはなこ」 and 「ヤマダ　ハナコ」 are one, and so are 「ＹＡＭＡＤＡ@」 and 「yamada@」."""
+    return compact(kana(value)).lower()
+
+
+def search_key(*values: str | None) -> str:
+    """The stored search text of a registry row: its values made `searchable`, one a line (a query
+    has no white space left, so it never matches across two values)."""
+    return "\n".join(searchable(v) for v in values)
+
+
 def comparable(kind: str, value: str | None) -> str:
     """The key under which two values of `kind` count as the same (phones by digits, etc.)."""
     if kind in ("phone", "postal_code"):

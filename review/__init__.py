@@ -51,7 +51,7 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.extensions["renraku"] = ctx
     CSRFProtect(app)
-    from renraku.review import auth, confirmations, desk, errors, security, views
+    from renraku.review import auth, confirmations, desk, errors, registry, security, views
 
     errors.install(app)  # before the blueprints: their routes use its bounded <int:…>
     security.install_headers(app, ctx.settings)
@@ -60,4 +60,5 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(confirmations.bp)
+    app.register_blueprint(registry.bp)
     return app

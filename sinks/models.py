@@ -21,8 +21,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from renraku import normalize
 
 
 def utcnow() -> dt.datetime:
@@ -115,7 +118,7 @@ class Application(Base):
     __tablename__ = "applications"
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))  # new_facility | staff_change
-    facility_name: Mapped[str] = mapped_column(Text, default="")
+    facility_name: Mapped[str] = mapped_column(Text, default="", index=True)
     status: Mapped[str] = mapped_column(String(20))  # incomplete | needs_review | ready | approved | rejected
     missing: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -218,8 +221,13 @@ class Facility(Base):
     phone: Mapped[str] = mapped_column(String(40), default="")
     source: Mapped[str] = mapped_column(String(40))  # import | A000012
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # name and kana as the registry search compares them (normalize.search_key); kept by `_keep_search_key`
+    search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     staff: Mapped[list[Staff]] = relationship(back_populates="facility", order_by="Staff.id")
+
+    def make_search_key(self) -> str:
+        return normalize.search_key(self.name, self.name_kana)
 
 
 class Staff(Base):
@@ -238,8 +246,22 @@ class Staff(Base):
     removed_on: Mapped[dt.date | None] = mapped_column(Date)
     source: Mapped[str] = mapped_column(String(40))  # import | A000012
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # name, kana and e-mail as the registry search compares them; kept by `_keep_search_key`
+    search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     facility: Mapped[Facility] = relationship(back_populates="staff")
+
+    def make_search_key(self) -> str:
+        return normalize.search_key(self.name, self.name_kana, self.email)
+
+
+@event.listens_for(Facility, "before_insert")
+@event.listens_for(Facility, "before_update")
+@event.listens_for(Staff, "before_insert")
+@event.listens_for(Staff, "before_update")
+def _keep_search_key(_mapper: Any, _connection: Any, target: Facility | Staff) -> None:
+    """Whoever writes a registry row through the ORM (import, approval, a change notice) keeps its key."""
+    target.search_key = target.make_search_key()
 
 
 class AuditEntry(Base):

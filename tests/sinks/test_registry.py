@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from renraku.sinks import models as m
 from renraku.sinks.queue import Actor, approve, override_finding
 from renraku.sinks.registry import export_csv, import_csv
 from renraku.validators import load_rule_config
+from tests.sinks.test_db import postgres_url  # noqa: F401 (a fixture)
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "registry.csv"
 BOSS = Actor("鈴木 主任", "supervisor")
@@ -142,3 +144,67 @@ def test_registry_findings_on_change_notices(ctx: Context) -> None:
     receive(ctx, [change_notice([("add", "大橋 恵", "ohashi@x.example.jp", False)], facility="ひまわり薬局")], "b.pdf")
     _, blocking, _ = app_of(ctx, "staff_change")
     assert blocking == ["unknown_facility"]
+
+
+# The registry export as written before it was made fast (issue 20): the same bytes, quoting and all.
+EXPORTED = ('facility_name,facility_kana,postal_code,address,phone,staff_name,staff_kana,job,admin,email,'
+            'registered_on,suspended\r\n'
+            '"クリニック ""あさひ"", 本院",アサヒ,320-0001,"栃木県宇都宮市1-1\n2階",028-000-0001,=山田 花子,'
+            'ヤマダ ハナコ,看護師,○,hanako@a.example.jp,2025-04-01,\r\n'
+            '"クリニック ""あさひ"", 本院",アサヒ,320-0001,"栃木県宇都宮市1-1\n2階",028-000-0001,佐藤 一郎,,,,'
+            'ichiro@a.example.jp,,○\r\n'
+            '空の施設,,,,,,,,,,,\r\n')
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_registry_export_writes_active_people_suspended_marks_and_empty_facilities_byte_for_byte(
+        database: str, request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> None:
+    from renraku.config import Settings
+    from renraku.context import open_context
+
+    url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    ctx = open_context(Settings(home=home, db_url=url) if url else Settings(home=home))
+    request.addfinalizer(ctx.close)
+    with ctx.sessions.begin() as s:
+        a = m.Facility(key="a", name='クリニック "あさひ", 本院', name_kana="アサヒ", postal_code="320-0001",
+                       address="栃木県宇都宮市1-1\n2階", phone="028-000-0001", source="import")
+        b = m.Facility(key="b", name="空の施設", source="A000003")
+        s.add_all([a, b])
+        s.flush()
+        s.add_all([m.Staff(facility=a, name="=山田 花子", name_kana="ヤマダ ハナコ", job="看護師",
+                           email="hanako@a.example.jp", admin=True, registered_on=dt.date(2025, 4, 1), source="import"),
+                   m.Staff(facility=a, name="佐藤 一郎", email="ichiro@a.example.jp", source="A000002"),
+                   m.Staff(facility=a, name="削除 済子", email="gone@a.example.jp", active=False, source="import"),
+                   m.Staff(facility=b, name="停止 中男", email="lost@b.example.jp", active=False, source="import")])
+        s.flush()
+        doc = m.Document(sha256="0" * 64, size=1, media_type="message/rfc822", file_name="x.eml", channel="imap",
+                         status="message")
+        s.add(m.Message(document=doc, kind="lost_device", urgent=True))
+        s.flush()
+        s.add(m.Case(message_id=s.scalar(select(m.Message.id)), staff_id=s.scalar(select(m.Staff.id).where(
+            m.Staff.name == "佐藤 一郎")), state="received"))  # 佐藤 一郎 lost a device: suspended
+    with ctx.sessions() as s:
+        assert export_csv(s, tmp_path / "registry.csv") == 3
+    assert (tmp_path / "registry.csv").read_bytes() == EXPORTED.encode("utf-8")
+
+
+def test_the_registry_written_before_the_search_existed_gets_its_search_keys(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from renraku.sinks.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate(engine, "0007")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO facilities (id, key, name, name_kana, postal_code, address, phone, source, "
+                          "created_at) VALUES (1, 'k', 'ﾐﾄﾞﾘ薬局', 'ミドリ ヤッキョク', '', '', '', 'import', "
+                          "'2024-04-01')"))
+        conn.execute(text("INSERT INTO staff (id, facility_id, name, name_kana, job, email, admin, active, source, "
+                          "updated_at) VALUES (1, 1, '斎藤　誠', 'サイトウ マコト', '', 'Saito@X.example.jp', 1, 1, "
+                          "'import', '2024-04-01')"))
+    migrate(engine)
+    with engine.connect() as conn:
+        facility, person = (conn.execute(text(f"SELECT search_key FROM {t}")).scalar() for t in ("facilities", "staff"))
+    assert facility == "みどり薬局\nみどりやっきょく"
+    assert person == "斎藤誠\nさいとうまこと\nsaito@x.example.jp"
+    engine.dispose()
