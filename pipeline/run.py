@@ -131,9 +131,8 @@ def intake_config(settings: Settings) -> dict[str, Any]:
 
 
 READ_AHEAD = 32  # files `renraku process` hands over at once
-PAGES_AHEAD = 24  # pages read together: Tesseract's models are loaded once for them all, and memory stays
-# bounded (a window of eight phone photos started a Tesseract process for every three pages; eight
-# 30-page faxes at once would have held 240 pages)
+PAGES_AHEAD = 24  # pages read together (their OCR shares calls and both threads), and memory stays
+# bounded (eight 30-page faxes at once would have held 240 pages)
 PIXELS_AHEAD = 100 << 20  # and at most this many bytes of page images: a phone photo's are 12 MB (bench/backlog.py)
 
 
@@ -216,7 +215,7 @@ class Batch:
             faults.checkpoint(f"{item.channel}:stored")
             if not self.claims.take([f"sha:{digest}"]):  # another worker reads these very bytes now:
                 outcomes += self._read_and_record(opened)  # record ours (releasing their claims), then
-                opened, pages = [], 0  # wait for it, holding no content claim (so no two wait on each other)
+                opened, pages, pixels = [], 0, 0  # wait for it, holding no content claim (no two wait on each other)
                 self.claims.wait(f"sha:{digest}")
             doc = None if self._is_recorded(digest) else open_document(
                 item.data, item.name, ctx.reading, is_known=self._is_recorded, media_type=item.media_type)
