@@ -79,6 +79,13 @@ def independent(reading: FieldReading) -> bool:
     return not reading.note and not (reading.evidence is not None and reading.evidence.derived)
 
 
+def can_vouch(reading: FieldReading) -> bool:
+    """Whether the reading may vouch for another box: independent, and not itself contradicted by a box
+    that should agree with it (a name its kana does not fit vouches for nothing: 湊半 read in two
+    boxes of one person, the kana みなと against it)."""
+    return independent(reading) and not (reading.evidence is not None and reading.evidence.contradicted)
+
+
 @dataclass
 class SheetView:
     """One sheet's readings, what belongs together on it, and a way to read a crop again preferring
@@ -135,7 +142,8 @@ class Change:
 class Verdict:
     """Boxes that should agree do (`agrees`) or cannot be made to. The same characters in another box
     vouch for every character (`same_glyphs`); a kana or a name only for the sound. `sources` are
-    the readings whose agreement is claimed; agreement is counted only when all are independent."""
+    the readings whose agreement is claimed; agreement is counted only when all are independent and
+    none is itself contradicted (`can_vouch`)."""
 
     readings: tuple[FieldReading, ...]
     agrees: bool
@@ -212,7 +220,7 @@ def run(rules: list[Rule], view: SheetView | ItemView, means: Means) -> list[Fie
             d.target.note = d.target.note or notes.text(d.note)
             changed[id(d.target)] = d.target
         for v in found.verdicts:
-            if v.agrees and not all(independent(x) for x in (*v.readings, *v.sources)):
+            if v.agrees and not (all(independent(x) for x in v.readings) and all(can_vouch(x) for x in v.sources)):
                 continue
             for reading in _mark(v):
                 changed[id(reading)] = reading

@@ -342,8 +342,10 @@ class SharedKnownName(Rule):
 class PooledShared(Rule):
     """A field several sheets repeat read differently on them: the value most readings of all the
     boxes give, if it is clearly the most, each box gave it at least once and most boxes did not
-    choose another, is put in every box (東困 on one sheet, 東町 on the other). Run last: the readings
-    are counted as read, after the kana and the name dictionary have had their say."""
+    choose another, is put in every box (東困 on one sheet, 東町 on the other). The boxes that already
+    held it count as contradicted: another box's own readings chose otherwise (所藤代理 kept against
+    所長). Run last: the readings are counted as read, after the kana and the name dictionary have had
+    their say."""
 
     name = "pooled_shared"
     scope = "item"
@@ -357,7 +359,11 @@ class PooledShared(Rule):
                 groups[sheet.links.shared[path]].append(r)
         out = Findings()
         for group in groups.values():
-            out.changes += self._pooled(group)
+            changes = self._pooled(group)
+            out.changes += changes
+            changed = {id(c.target) for c in changes}
+            if changes:  # the boxes that kept their value: another box's own readings said otherwise
+                out.verdicts.append(Verdict(tuple(r for r in group if id(r) not in changed), False))
         return out
 
     @staticmethod

@@ -187,6 +187,23 @@ def test_a_contact_who_is_not_of_the_staff_is_left_alone() -> None:
     assert application[0].value == "佐藤 誠" and not application[0].note
 
 
+def test_a_name_its_own_kana_contradicts_vouches_for_no_other_box() -> None:
+    """湊斗 read 湊半 in the staff row and in the contact box: the row's kana みなと does not fit it,
+    so the same misreading in the contact box is not corroborated by the row."""
+    application, staff = _contact_and_row(("矢古宇湊半", "minato.yako@example.jp"),
+                                          ("矢古宇湊半", "やこう みなと", "minato.yako@example.jp"))
+    view = corroboration.ItemView([_sheet(application), _sheet(staff)])
+    staff[0].evidence.contradicted = True  # as the sheet's rule name_matches_kana found it
+    before = application[0].confidence
+    corroboration.run(_rules("item", "shared_fields_agree"), view, corroboration.Means())
+    assert not application[0].evidence.corroborated and application[0].confidence == before
+    # a row that is not contradicted vouches as before
+    application, staff = _contact_and_row(("矢古宇湊斗", "minato.yako@example.jp"),
+                                          ("矢古宇湊斗", "やこう みなと", "minato.yako@example.jp"))
+    _item(['shared_fields_agree'], [application, staff])
+    assert application[0].evidence.corroborated and application[0].confidence > before
+
+
 def test_an_application_and_its_pledge_signed_the_same_day_vouch_for_both_dates() -> None:
     application = [_reading("application_date", "date", "2025-07-29")]
     pledge = [_reading("pledge_date", "date", "2025-07-29")]
@@ -575,9 +592,11 @@ def _read_as(path: str, kind: str, value: str, *alternatives: tuple[str, int]) -
 def test_a_field_two_sheets_repeat_takes_the_value_most_readings_of_both_boxes_give() -> None:
     application = [_read_as("facility_name", "text", "中中病院", ("中中病院", 3), ("中央病院", 2))]
     pledge = [_read_as("facility_name", "text", "中央病院", ("中央病院", 4), ("中史病院", 1))]
-    assert _item(['pooled_shared'], [application, pledge]) == [application[0]]
+    before = pledge[0].confidence
+    assert _item(['pooled_shared'], [application, pledge]) == [application[0], pledge[0]]
     assert application[0].value == "中央病院" and application[0].note and application[0].evidence.repairs == 1
-    assert not pledge[0].note
+    # the box that kept its value is not vouched for: the other box's own readings chose otherwise
+    assert not pledge[0].note and pledge[0].evidence.contradicted and pledge[0].confidence < before
     # spelt as the box that chose it has it, not as another reading of it is spaced
     spaced = [[_read_as("address", "text", "若草1-5", ("若草 1-5", 3))],
               [_read_as("address", "text", "者草1-5", ("者草1-5", 2), ("若草 1-5", 1))]]
@@ -586,7 +605,7 @@ def test_a_field_two_sheets_repeat_takes_the_value_most_readings_of_both_boxes_g
     # the signing dates of an application and its pledge likewise
     dates = [[_read_as("application_date", "date", "2025-07-09", ("2025-07-09", 2), ("2025-09-09", 3))],
              [_read_as("pledge_date", "date", "2025-09-09", ("2025-09-09", 5))]]
-    assert _item(['pooled_shared'], dates) == [dates[0][0]] and dates[0][0].value == "2025-09-09"
+    assert _item(['pooled_shared'], dates) == [dates[0][0], dates[1][0]] and dates[0][0].value == "2025-09-09"
 
 
 def test_pooled_readings_decide_nothing_when_they_tie_or_one_box_never_gave_the_winner() -> None:
