@@ -71,7 +71,7 @@ def _settings(config: dict[str, Any]) -> dict[str, ocr.Setting]:
     for name, s in config.get("ocr", {}).items():
         setting = ocr.check_langs(ocr.Setting(name, s["lang"], int(s.get("psm", 6)), s.get("whitelist"),
                                               bool(s.get("spaced")), tuple(s.get("more_langs", [])),
-                                              bool(s.get("symbols"))))
+                                              bool(s.get("symbols")), bool(s.get("choices"))))
         for kind in s.get("kinds", []):
             out[kind] = setting
     return out
@@ -379,7 +379,8 @@ class ImageReader:
                             weak_match=fixed.vocabulary_score < self.match.weak_below,
                             disputed_match=fixed.vocabulary_score < 1 and agreement < 0.5, agreement=agreement,
                             alternatives=vote.alternatives,
-                            letter_gap=ocr.widest_letter_gap(reading) if kind == "email" else 0.0)
+                            letter_gap=ocr.widest_letter_gap(reading) if kind == "email" else 0.0,
+                            rival=reading.rival)
         note = fixed.note if best.plausible else (norm.note or notes.text("unshaped"))
         value = norm.value
         open_field = spec.hints.get("vocabulary") not in self.closed_lists

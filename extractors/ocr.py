@@ -41,6 +41,7 @@ class Setting:
     spaced: bool = False  # text with spaces between words (e-mail, Latin) rather than Japanese
     more_langs: tuple[str, ...] = ()  # other models a doubtful crop is read with too
     symbols: bool = False  # keep each character's box (where a separator may have been lost unread)
+    choices: bool = False  # keep how well another character was read in each place (Word.rival)
 
     def with_lang(self, lang: str) -> Setting:
         return dataclasses.replace(self, name=f"{self.name}@{lang}", lang=lang, more_langs=())
@@ -61,12 +62,15 @@ class Word:
     conf: float  # 0..100 as Tesseract gives it
     box: Box  # within the crop
     symbols: tuple[tuple[str, Box], ...] = ()  # each character and its box, for settings that ask
+    # the best score (0..100) Tesseract's LSTM gave another character in place of one of the word's,
+    # for settings with `choices`: 9 at 61 beside an 8 at 94 is a digit it nearly read otherwise
+    rival: float = 0.0
 
     def moved(self, dx: int, dy: int) -> Word:
         def shift(b: Box) -> Box:
             return (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
 
-        return Word(self.text, self.conf, shift(self.box), tuple((c, shift(b)) for c, b in self.symbols))
+        return Word(self.text, self.conf, shift(self.box), tuple((c, shift(b)) for c, b in self.symbols), self.rival)
 
 
 @dataclass
@@ -81,6 +85,10 @@ class Reading:
     @property
     def min_conf(self) -> float:
         return min((w.conf for w in self.words), default=0.0) / 100
+
+    @property
+    def rival(self) -> float:
+        return max((w.rival for w in self.words), default=0.0)
 
 
 def stack(crops: Sequence[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -222,6 +230,7 @@ def _tesseract(paths: list[str], setting: Setting) -> Iterator[tuple[int, Word]]
     with _engine(setting.lang) as api:
         api.SetPageSegMode(setting.psm)
         api.SetVariable("tessedit_char_whitelist", setting.whitelist or "")
+        api.SetVariable("lstm_choice_mode", "2" if setting.choices else "0")  # the words stay the same
         for i, path in enumerate(paths):
             api.SetImageFile(path)
             api.Recognize()
@@ -231,20 +240,26 @@ def _tesseract(paths: list[str], setting: Setting) -> Iterator[tuple[int, Word]]
                     continue
                 text, conf = (w.GetUTF8Text(word) or "").strip(), w.Confidence(word)
                 if text and conf >= 0:
-                    yield i, Word(text, float(int(conf)), w.BoundingBox(word),
-                                  _symbols(w, tesserocr.RIL) if setting.symbols else ())
+                    symbols, rival = (_characters(w, tesserocr.RIL, setting.choices)
+                                      if setting.symbols or setting.choices else ((), 0.0))
+                    yield i, Word(text, float(int(conf)), w.BoundingBox(word), symbols if setting.symbols else (),
+                                  rival)
 
 
-def _symbols(word_iterator: Any, ril: Any) -> tuple[tuple[str, Box], ...]:
-    """The characters of the iterator's current word and their boxes (it is left at the word's last)."""
-    out = []
+def _characters(word_iterator: Any, ril: Any, choices: bool) -> tuple[tuple[tuple[str, Box], ...], float]:
+    """The characters of the iterator's current word with their boxes, and the best score of another
+    character in place of any of them (with `choices`); the iterator is left at the word's last."""
+    out, rival = [], 0.0
     while True:
         text = word_iterator.GetUTF8Text(ril.SYMBOL)
         box = word_iterator.BoundingBox(ril.SYMBOL)
         if text and box:
             out.append((text, box))
+        if text and choices:
+            rival = max([rival, *(c.Confidence() for c in word_iterator.GetChoiceIterator()
+                                  if c.GetUTF8Text() != text)])
         if word_iterator.IsAtFinalElement(ril.WORD, ril.SYMBOL) or not word_iterator.Next(ril.SYMBOL):
-            return tuple(out)
+            return tuple(out), rival
 
 
 def widest_letter_gap(reading: Reading) -> float:

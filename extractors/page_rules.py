@@ -301,6 +301,24 @@ class AddressSeparatorsAgree(Rule):
         return out
 
 
+@rule
+class DigitsUnambiguous(Rule):
+    """A number in which Tesseract scored another digit nearly as well in some place goes to a person:
+    the readings of a crop can all misread one digit alike (0282-22-8690 read 8640 by five of nine),
+    and one clear reading can be wrong (0289-95-8051 read 8851, the 9 scored 61 beside the 8)."""
+
+    name = "digits_unambiguous"
+    scope = "sheet"
+    note = "digits_rival"
+    evidence = "Tesseract's scores for other characters in each place of the chosen reading"
+
+    def find(self, view: SheetView, means: Means) -> Findings:
+        kinds, limit = set(self.settings.get("kinds", [])), float(self.settings.get("rival", 40))
+        return Findings(doubts=[Doubt(r, self.note) for path, r in view.readings.items()
+                                if r.kind in kinds and view.text(path) is not None and r.evidence is not None
+                                and r.evidence.rival >= limit])
+
+
 def _letters(email: str) -> str:
     local, _at, domain = email.lower().partition("@")
     return "".join(ch for ch in local if ch.isalpha()) + "@" + domain

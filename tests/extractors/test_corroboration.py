@@ -112,6 +112,18 @@ def test_a_wide_gap_between_two_letters_of_an_address_goes_to_a_person() -> None
     assert lost.note == notes.text("address_gap") and not read_whole.note
 
 
+def test_a_number_with_a_digit_nearly_read_as_another_goes_to_a_person(read_ctx) -> None:
+    rule = next(r for r in corroboration.configured(read_ctx.config, "sheet") if r.name == "digits_unambiguous")
+    readings = {path: _reading(path, kind, value) for path, kind, value in (
+        ("phone", "phone", "0289-95-8851"), ("fax", "phone", "0289-95-8052"),
+        ("postal_code", "postal_code", "321-0953"), ("name", "name", "池田和子"))}
+    for path, rival in (("phone", 61.0), ("fax", 12.0), ("postal_code", 40.0), ("name", 90.0)):
+        readings[path].evidence.rival = rival
+    corroboration.run([rule], corroboration.SheetView(readings, corroboration.Links()), corroboration.Means())
+    assert {p for p, r in readings.items() if r.note} == {"phone", "postal_code"}
+    assert readings["phone"].note == notes.text("digits_rival")
+
+
 def _text(reader: ImageReader, path: str, *texts: str) -> FieldReading:
     return reader._text(reader.specs[path], [_ocr(t) for t in texts], True, "scan")
 

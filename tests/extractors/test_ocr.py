@@ -36,6 +36,26 @@ def test_stacked_and_alone_readings_keep_crops_apart(monkeypatch) -> None:
     assert [r.text for r in found["job"]] == ["看護師"] * 2
 
 
+def test_a_digit_tesseract_nearly_read_as_another_has_a_rival() -> None:
+    """An 0 with a faint 8 over it is read 8 at 80 (a confident word): the score Tesseract gave the
+    other digit in that place tells it; the words read are the same with or without asking."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    clean = _line("0289-95-8051")
+    image = Image.fromarray(clean.copy())
+    draw, font = ImageDraw.Draw(image), ImageFont.truetype(glyphs.gothic_font(), 34)
+    draw.text((17 + draw.textlength("0289-95-8", font=font), 34 // 3), "8", font=font, fill=170)
+    asking = ocr.Setting("digits", "Japanese", 7, "0123456789-", choices=True)
+    plain = ocr.Setting("digits", "Japanese", 7, "0123456789-")
+    for crop in (clean, np.asarray(image)):
+        with_rival, without = (ocr.read({"x": crop}, s)["x"][0] for s in (asking, plain))
+        assert [(w.text, w.conf, w.box) for w in with_rival.words] == [(w.text, w.conf, w.box) for w in without.words]
+        assert without.rival == 0.0
+    assert ocr.read({"x": clean}, asking)["x"][0].rival < 40
+    smeared = ocr.read({"x": np.asarray(image)}, asking)["x"][0]
+    assert smeared.text == "0289-95-8851" and smeared.mean_conf > 0.6 and smeared.rival >= 40
+
+
 def test_an_unknown_variant_in_the_reading_configuration_is_refused_by_name(templates) -> None:
     config = reading_config(Settings().reading_config)
     config = {**config, "image": {**config["image"], "escalation": [{"variants": ["plain/alone", "larg"]}]}}
