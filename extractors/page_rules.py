@@ -159,7 +159,9 @@ class KanaHeardAsName(Rule):
 @rule
 class NameSpeltAsKana(Rule):
     """A person's name no reading of which reads as its kana is respelt to the dictionary spelling of
-    the kana that looks most like what was read, if one clearly does (閲口 奈々 / せきぐち なな → 関口 奈々)."""
+    the kana that looks most like what was read, if one clearly does (閲口 奈々 / せきぐち なな → 関口 奈々)
+    — unless every reading of the crop gave the name alike: then it is what the crop shows, a name the
+    dictionary does not spell so (越雲結月 / こしくも ゆづき stays, not 由月), and it goes to a person as read."""
 
     name = "name_spelt_as_kana"
     scope = "sheet"
@@ -171,9 +173,17 @@ class NameSpeltAsKana(Rule):
         for p in people(view):
             if p.name is not None and p.name_is_person and _reads(p.name, p.kana) is False:
                 spelt = name_spelt_as_kana(str(p.name.value), str(p.kana.value), means)
-                if spelt is not None:
+                if spelt is not None and _unanimous(p.name):
+                    out.doubts.append(Doubt(p.name, "name_kept_against_kana"))
+                elif spelt is not None:
                     out.changes.append(Change(p.name, spelt))
         return out
+
+
+def _unanimous(reading: FieldReading) -> bool:
+    """Every reading of the crop (two at least) gave the value."""
+    alternatives = reading.evidence.alternatives if reading.evidence is not None else ()
+    return len(alternatives) == 1 and alternatives[0][1] >= 2
 
 
 @rule

@@ -6,7 +6,7 @@ import pytest
 
 from renraku import normalize
 from renraku.config import DEFAULT_TEMPLATES_DIR
-from renraku.extractors import corroboration, kana_match, names, ocr, romaji
+from renraku.extractors import corroboration, kana_match, names, notes, ocr, romaji
 from renraku.extractors.calibration import Evidence, confidence
 from renraku.extractors.fields import FieldReading
 from renraku.extractors.image_reader import TITLE, ImageReader, PreparedPage, vocabulary
@@ -365,6 +365,11 @@ def test_a_respelt_name_is_shown_to_a_person(read_ctx) -> None:
     name = out["staff[1].name"]
     assert name.value == "関口 奈々" and name.raw == "閲口 奈々" and name.note
     assert name.evidence.repairs == 1
+    # every reading of the crop gave the name alike: it is what the crop shows, kept and shown as read
+    results["staff[1].name"] = [_ocr("閲口 奈々", 96), _ocr("閲口 奈々", 90)]
+    name = {f.path: f for f in reader.finish(prepared, results)}["staff[1].name"]
+    assert name.value == "閲口 奈々" and name.note == notes.text("name_kept_against_kana")
+    assert name.evidence.repairs == 0
 
 
 @pytest.mark.parametrize(("read", "kana", "meant"), [
