@@ -50,19 +50,23 @@ def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
     disagreeing = [reader.disagreeing(found) for (reader, _page), found in zip(pages, results, strict=True)]
     doubtful = [{k for k, rs in found.items() if k in disagreeing[p] or any(reader.needs_more(k, r) for r in rs)}
                 for p, ((reader, _page), found) in enumerate(zip(pages, results, strict=True))]
+    confirming = [reader.confirmed_only(found) for (reader, _page), found in zip(pages, results, strict=True)]
     for s in range(max((len(reader.stages) for reader, _page in pages), default=0)):
         more, more_owners = [], []
         for p, request in zip(owners, plain, strict=True):
             reader = pages[p][0]
-            crops = {k: c for k, c in request.crops.items() if k in doubtful[p]}
-            for setting, variants in reader.escalation(request.setting, s) if crops else []:
-                more.append(ocr.Request(setting, crops, variants))
-                more_owners.append(p)
+            # crops read only to confirm go on canvases of their own: stacked with the doubtful ones,
+            # they would change how Tesseract lays out (and so reads) those
+            for group in (doubtful[p] - confirming[p], doubtful[p] & confirming[p]):
+                crops = {k: c for k, c in request.crops.items() if k in group}
+                for setting, variants in reader.escalation(request.setting, s) if crops else []:
+                    more.append(ocr.Request(setting, crops, variants))
+                    more_owners.append(p)
         for p, found in zip(more_owners, ocr.read_requests(more, workers), strict=True):
             for k, rs in found.items():
                 results[p][k] = results[p][k] + rs
-        for p, (reader, _page) in enumerate(pages):
-            doubtful[p] = {k for k in doubtful[p]
+        for p, (reader, _page) in enumerate(pages):  # one stage confirms or not: no later ones
+            doubtful[p] = {k for k in doubtful[p] - confirming[p]
                            if k in disagreeing[p] or not reader.settled(k, results[p][k], s)}
     missed, missed_owners = [], []
     for p, request in zip(owners, plain, strict=True):

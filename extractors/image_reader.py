@@ -138,6 +138,7 @@ class ImageReader:
                              int(st.get("settled", 0))) for st in image.get("escalation", [])]
         self.lone_variants = ocr.check_variants(image.get("lone_variants", self.variants))
         self.escalate_below = float(image.get("escalate_below", 1.01))
+        self.read_again_kinds = frozenset(image.get("read_again_kinds", []))
         self.specs = {s.path: s for s in template.fields}
         known = config.get("names", {})
         self.name_lexicon = names.check(str(known.get("lexicon", "")))  # loaded when first needed
@@ -184,9 +185,11 @@ class ImageReader:
         title_text = results[TITLE][0].text if TITLE in results else ""
         title_ok = fuzz.ratio(normalize.compact(title_text), normalize.compact(self.template.identity.title))
         title_ok = title_ok / 100 >= self.title_min
+        confirmed_only = self.confirmed_only(results)
         for spec in self.template.fields:
             if spec.path not in readings:
-                readings[spec.path] = self._text(spec, results[spec.path], title_ok, prepared.channel)
+                readings[spec.path] = self._text(spec, results[spec.path], title_ok, prepared.channel,
+                                                 first_decides=spec.path in confirmed_only)
         view = corroboration.SheetView(readings, self.links, self._reread(readings, results, title_ok,
                                                                            prepared.channel),
                                        {s.path: s.kind for s in self.template.fields})
@@ -268,15 +271,30 @@ class ImageReader:
         return out
 
     def needs_more(self, path: Hashable, reading: ocr.Reading) -> bool:
-        """Whether one plain reading is not enough: nothing read, a word Tesseract doubts, or a value
-        without its kind's shape. Such crops are read the other ways too (reading.toml)."""
-        if path == TITLE:
-            return False
+        """Whether one plain reading is not enough: a doubtful one (`_doubtful`), or one of a kind a
+        confident reading does not settle (`read_again_kinds`, read again only to confirm it).
+        Such crops are read the other ways too (reading.toml)."""
+        return path != TITLE and (self._doubtful(path, reading)
+                                  or self.specs[str(path)].kind in self.read_again_kinds)
+
+    def _doubtful(self, path: Hashable, reading: ocr.Reading) -> bool:
+        """Nothing read, a word Tesseract doubts, or a value without its kind's shape or repaired."""
+        spec = self.specs[str(path)]
         if not reading.words or reading.min_conf < self.escalate_below:
             return True
-        spec = self.specs[str(path)]
         fixed = self._repair(spec, reading.text)
         return not (fixed.plausible and normalize.normalise(spec.kind, fixed.value).ok) or bool(fixed.repairs)
+
+    def confirmed_only(self, results: dict[Hashable, list[ocr.Reading]]) -> set[str]:
+        """Crops read again only to confirm a confident plain reading (`read_again_kinds`): their value
+        stays the plain reading's, the other readings are evidence (agreement) and nothing more — on
+        the dev set a vote of them turned right names wrong as often as wrong ones right."""
+        if not self.read_again_kinds:
+            return set()
+        disagreeing = self.disagreeing(results)
+        return {str(path) for path, rs in results.items()
+                if path != TITLE and path not in disagreeing and str(path) in self.specs
+                and self.specs[str(path)].kind in self.read_again_kinds and rs and not self._doubtful(path, rs[0])}
 
     def _page_evidence(self, texts: list[FieldReading]) -> None:
         """How sure Tesseract was over the whole page: handwriting reads lower everywhere, and a value
@@ -325,10 +343,11 @@ class ImageReader:
                                note=notes.text("facility_kind_reading"), unlisted=fixed.value)
 
     def _vote(self, spec: FieldSpec, readings: list[ocr.Reading],
-              prefer: Callable[[str], bool] | None = None) -> Vote:
+              prefer: Callable[[str], bool] | None = None, first_decides: bool = False) -> Vote:
         """The best of the readings: one another box agrees with, if `prefer` says so; then the kind's
         shape, the value most readings give (a known name counting `known_weight` more), no note,
-        Tesseract's confidence. Also whether the name dictionary, not the readings, decided."""
+        Tesseract's confidence. Also whether the name dictionary, not the readings, decided. With
+        `first_decides`, the first (plain) reading is the best and the others only count for it."""
         kind = spec.kind
         known = self._known_name(spec)
         candidates = []
@@ -347,8 +366,8 @@ class ImageReader:
                     not c.fixed.note, c.mean_conf)
 
         ranked = sorted(candidates, key=lambda c: rank(c, self.known_weight), reverse=True)  # stable, as max
-        best = ranked[0]
-        unweighted = max(candidates, key=lambda c: rank(c, 0.0))
+        best = candidates[0] if first_decides and prefer is None else ranked[0]
+        unweighted = best if first_decides and prefer is None else max(candidates, key=lambda c: rank(c, 0.0))
         shaped: dict[str, str] = {}
         for c in ranked:
             if c.plausible and c.norm.value:
@@ -358,7 +377,7 @@ class ImageReader:
                     dictionary=unweighted.key(kind) != best.key(kind), candidates=tuple(candidates))
 
     def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str,
-              prefer: Callable[[str], bool] | None = None) -> FieldReading:
+              prefer: Callable[[str], bool] | None = None, first_decides: bool = False) -> FieldReading:
         """The field from its crop's readings (`_vote`) and the evidence for it: how many readings
         agree. A reading of a name that is a known name counts as `known_weight` more readings (on the
         crops of val2 / val3, name boxes read right went from 75.4 to 78.9 %, kana of names 84.9 to 87.1 %).
@@ -366,7 +385,7 @@ class ImageReader:
         the name dictionary chose or a repair moved toward a list goes to a person; a reading off the
         list that every reading of the crop gives is kept as read (眼科医院 is not 歯科医院)."""
         kind = spec.kind
-        vote = self._vote(spec, readings, prefer)
+        vote = self._vote(spec, readings, prefer, first_decides)
         best, fixed, norm, reading = vote.best, vote.best.fixed, vote.best.norm, vote.best.reading
         others = len(readings) - 1
         # A name holding a lookalike glyph is known either way (太郎 and 太朗, 斎藤 and 斉藤): no evidence

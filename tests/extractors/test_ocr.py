@@ -98,6 +98,37 @@ def test_a_doubtful_crop_is_read_again_until_its_readings_agree_and_no_further(t
     assert len(found["staff[3].email"]) == 1 + sum(len(s.variants) for s in reader.stages)  # never agreed
 
 
+def test_a_confident_name_is_read_once_more_to_confirm_it_without_changing_other_crops(templates, monkeypatch) -> None:
+    from renraku.extractors.escalation import ocr_prepared
+    from renraku.extractors.image_reader import PreparedPage
+
+    reader = ImageReader(next(t for t in templates if t.form_id == "staff_registration"),
+                         reading_config(Settings().reading_config), vocabulary())
+    assert "name" in reader.read_again_kinds
+    small = np.where(_line("介護支援専門員", 14) < 128, 120, 255).astype(np.uint8)  # doubted
+
+    def read(crops: dict) -> tuple[dict, list]:
+        page = PreparedPage("staff_registration", "scan", b"")
+        page.crops = {"jpn": crops}
+        asked: list = []
+        real = ocr.read_requests
+        monkeypatch.setattr(ocr, "read_requests", lambda rs, w=1: asked.extend(rs) or real(rs, w))
+        found = ocr_prepared([(reader, page)])[0]
+        monkeypatch.setattr(ocr, "read_requests", real)
+        return found, asked
+
+    alone, _ = read({"staff[2].job": small})
+    found, asked = read({"staff[2].job": small, "staff[1].name": _line("池田和子")})
+    stage = len(reader.stages[0].variants) + len(reader.stages[0].other_models)
+    assert found["staff[1].name"][0].text == "池田和子" and found["staff[1].name"][0].min_conf >= reader.escalate_below
+    assert len(found["staff[1].name"]) == 1 + stage  # the first stage confirms or not: no later one
+    # read again on canvases of their own (the plain reading of a page shares one): the doubtful
+    # crop's readings are those it has without the name
+    assert {"staff[1].name", "staff[2].job"} <= set(asked[0].crops)
+    assert not any({"staff[1].name", "staff[2].job"} <= set(r.crops) for r in asked[1:])
+    assert [r.text for r in found["staff[2].job"]] == [r.text for r in alone["staff[2].job"]]
+
+
 def _cli_words(path: str, setting: ocr.Setting) -> list[tuple[str, float, tuple[int, int, int, int]]]:
     """What the tesseract command itself gives for an image (TSV; confidence to a whole number, as the
     calibration was fitted on), to hold the API to it."""
