@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, Executable, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -89,3 +91,20 @@ def migrate(engine: Engine, revision: str = "head", lock_file: Path | None = Non
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def first_column(session: Session, statement: Executable, **execute: Any) -> list[Any]:
+    """The first value of every row, from the driver's own cursor in the session's transaction.
+
+    For a bulk read: SQLAlchemy's Row objects cost 60-80 ms per 50,000 rows. `execute` goes to the
+    driver's `cursor.execute` (psycopg's binary=True, say)."""
+    connection = session.connection()
+    compiled = statement.compile(connection)
+    params = compiled.construct_params()
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(compiled.string, [params[k] for k in compiled.positiontup or ()] if compiled.positional
+                       else params, **execute)
+        return list(chain.from_iterable(cursor.fetchall()))
+    finally:
+        cursor.close()

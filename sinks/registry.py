@@ -16,17 +16,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, and_, case, func, or_, select, type_coerce
+from sqlalchemy import LargeBinary, Select, String, and_, case, cast, func, or_, select, type_coerce
 from sqlalchemy.orm import Session, selectinload
 
 from renraku import normalize
 from renraku.errors import DecisionRefused, RegistryImportError
 from renraku.sinks import models as m
+from renraku.sinks.db import first_column
 from renraku.validators import ApplicationView, KnownStaff, RuleContext
 from renraku.validators.common import label, rows
 from renraku.validators.emails import email_problem
@@ -199,33 +201,85 @@ def _upsert_staff(session: Session, facility: m.Facility, person: dict[str, Any]
     return "updated" if updates else "unchanged"
 
 
-def export_rows(session: Session) -> Sequence[Sequence[Any]]:
-    """The import columns, and `suspended` (○ while a lost-device case is open; import ignores it).
-
-    Each row comes out of the database as the file writes it (○ for admin and suspended, the date as
-    ISO text, NULL for a facility with no active staff, which csv writes as empty): at 50,000 staff,
-    Python code per person (an object, a dict, even a tuple built) cost more than the query."""
+def _export_columns(session: Session) -> list[Any]:
+    """The import columns, and `suspended` (○ while a lost-device case is open; import ignores it), each
+    as the file writes it: ○ for admin and suspended, the date as ISO text, NULL for a value not there
+    (a facility with no active staff has NULL staff columns)."""
     f, p = m.Facility, m.Staff
     suspended = select(m.Case.staff_id).where(m.Case.state != "resolved", m.Case.staff_id.is_not(None))
     if session.get_bind().dialect.name == "postgresql":
         registered_on: Any = func.to_char(p.registered_on, "YYYY-MM-DD")  # not DateStyle's choice
     else:
         registered_on = type_coerce(p.registered_on, String)  # SQLite keeps a Date as its ISO text
-    return session.connection().execute(
-        select(f.name, f.name_kana, f.postal_code, f.address, f.phone, p.name, p.name_kana, p.job,
-               case((p.admin, "○"), else_=""), p.email, registered_on,
-               case((p.id.in_(suspended), "○"), (p.id.is_not(None), ""), else_=None))
-        .outerjoin(p, and_(p.facility_id == f.id, p.active)).order_by(f.id, p.id)).all()
+    return [f.name, f.name_kana, f.postal_code, f.address, f.phone, p.name, p.name_kana, p.job,
+            case((p.admin, "○")), p.email, registered_on, case((p.id.in_(suspended), "○"))]
+
+
+def _export_select(*columns: Any) -> Select[Any]:
+    f, p = m.Facility, m.Staff
+    return select(*columns).select_from(f).outerjoin(p, and_(p.facility_id == f.id, p.active)).order_by(f.id, p.id)
+
+
+def export_rows(session: Session) -> Sequence[Sequence[Any]]:
+    """The export's rows as values: what csv.writer takes when a value holds the byte `export_csv` joins with."""
+    return session.connection().execute(_export_select(*_export_columns(session))).all()
+
+
+def _joined_rows(session: Session) -> list[bytes]:
+    """Each row's values joined by UNIT in the database, as UTF-8 bytes: one value per row, not twelve.
+
+    Ordered in a subquery, so that PostgreSQL sorts the values and joins them after (it sorted the
+    joined rows on disk otherwise); fetched through the driver's cursor, without SQLAlchemy's Row."""
+    columns = _export_columns(session)
+    inner = _export_select(*(c.label(f"v{i}") for i, c in enumerate(columns)),
+                           m.Facility.id.label("facility"), m.Staff.id.label("person")).subquery()
+    values = [inner.c[f"v{i}"] for i in range(len(columns))]
+    joined = func.format(UNIT.join(["%s"] * len(values)), *values, type_=String)  # NULL as ""
+    execute: dict[str, Any] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        joined, execute = func.convert_to(joined, "UTF8", type_=LargeBinary), {"binary": True}  # bytea as it is
+    else:
+        joined = cast(joined, LargeBinary)  # SQLite's own UTF-8 bytes
+    return first_column(session, select(joined).order_by(inner.c.facility, inner.c.person), **execute)
+
+
+UNIT = "\x1f"  # joins a row's values in the database: normalize.text makes it a space, so no value should hold it
+HEADER = (",".join([*COLUMNS, "suspended"]) + "\r\n").encode()
+_QUOTED = re.compile(b'[,"\r\n]')  # what makes csv.writer quote a value
 
 
 def export_csv(session: Session, out: Path) -> int:
-    """Write the registry in the import format (so it can be imported again)."""
-    rows_ = export_rows(session)
-    with open(out, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow([*COLUMNS, "suspended"])
-        writer.writerows(rows_)
-    return len(rows_)
+    """Write the registry in the import format (so it can be imported again), as csv.writer writes it.
+
+    At 50,000 staff, Python code per person (a value, a row object, csv.writer's quoting) cost more
+    than the query: the database joins each row's values, and when no value holds a comma, a quote
+    or a line break (csv.writer would quote nothing) the rows are written as they came, with commas
+    for the joins. Otherwise so is each row that needs no quotes, and csv.writer writes the others
+    from their values split again; should a value hold the joining byte itself, csv.writer writes
+    every row from the values as the database has them."""
+    lines = _joined_rows(session)
+    body = b"\r\n".join(lines) + b"\r\n" if lines else b""
+    unit, n = UNIT.encode(), len(lines)
+    splits = body.count(unit) == len(COLUMNS) * n  # twelve values, eleven joins a row: no value holds UNIT
+    with open(out, "wb") as fh:
+        fh.write(HEADER)
+        if splits and body.count(b"\r") == body.count(b"\n") == n and b"," not in body and b'"' not in body:
+            fh.write(body.replace(unit, b","))  # nothing to quote
+        elif splits:
+            fh.writelines(map(_csv_line, lines))
+        else:
+            with io.TextIOWrapper(fh, encoding="utf-8", newline="") as text:
+                csv.writer(text).writerows(export_rows(session))
+    return n
+
+
+def _csv_line(joined: bytes) -> bytes:
+    """One row as csv.writer writes it, from its values joined by UNIT: quoted only if a value needs it."""
+    if _QUOTED.search(joined) is None:
+        return joined.replace(UNIT.encode(), b",") + b"\r\n"
+    text = io.StringIO()
+    csv.writer(text).writerow(joined.decode().split(UNIT))
+    return text.getvalue().encode()
 
 
 # ------------------------------------------------------------------------------------ search

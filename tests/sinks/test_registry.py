@@ -156,36 +156,88 @@ EXPORTED = ('facility_name,facility_kana,postal_code,address,phone,staff_name,st
             '空の施設,,,,,,,,,,,\r\n')
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_the_registry_export_writes_active_people_suspended_marks_and_empty_facilities_byte_for_byte(
-        database: str, request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database(request: pytest.FixtureRequest, home: Path) -> Context:
     from renraku.config import Settings
     from renraku.context import open_context
 
-    url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     ctx = open_context(Settings(home=home, db_url=url) if url else Settings(home=home))
     request.addfinalizer(ctx.close)
+    return ctx
+
+
+def suspend(s, staff: m.Staff) -> None:
+    """A lost-device case about the person, still open: the export marks them suspended."""
+    doc = m.Document(sha256=f"{staff.id:064x}", size=1, media_type="message/rfc822", file_name="x.eml",
+                     channel="imap", status="message")
+    message = m.Message(document=doc, kind="lost_device", urgent=True)
+    s.add(message)
+    s.flush()
+    s.add(m.Case(message_id=message.id, staff_id=staff.id, state="received"))
+
+
+def exported(ctx: Context, out: Path) -> bytes:
+    with ctx.sessions() as s:
+        export_csv(s, out)
+    return out.read_bytes()
+
+
+def test_the_registry_export_writes_active_people_suspended_marks_and_empty_facilities_byte_for_byte(
+        any_database: Context, tmp_path: Path) -> None:
+    ctx = any_database
     with ctx.sessions.begin() as s:
         a = m.Facility(key="a", name='クリニック "あさひ", 本院', name_kana="アサヒ", postal_code="320-0001",
                        address="栃木県宇都宮市1-1\n2階", phone="028-000-0001", source="import")
         b = m.Facility(key="b", name="空の施設", source="A000003")
         s.add_all([a, b])
         s.flush()
+        ichiro = m.Staff(facility=a, name="佐藤 一郎", email="ichiro@a.example.jp", source="A000002")
         s.add_all([m.Staff(facility=a, name="=山田 花子", name_kana="ヤマダ ハナコ", job="看護師",
                            email="hanako@a.example.jp", admin=True, registered_on=dt.date(2025, 4, 1), source="import"),
-                   m.Staff(facility=a, name="佐藤 一郎", email="ichiro@a.example.jp", source="A000002"),
+                   ichiro,
                    m.Staff(facility=a, name="削除 済子", email="gone@a.example.jp", active=False, source="import"),
                    m.Staff(facility=b, name="停止 中男", email="lost@b.example.jp", active=False, source="import")])
         s.flush()
-        doc = m.Document(sha256="0" * 64, size=1, media_type="message/rfc822", file_name="x.eml", channel="imap",
-                         status="message")
-        s.add(m.Message(document=doc, kind="lost_device", urgent=True))
-        s.flush()
-        s.add(m.Case(message_id=s.scalar(select(m.Message.id)), staff_id=s.scalar(select(m.Staff.id).where(
-            m.Staff.name == "佐藤 一郎")), state="received"))  # 佐藤 一郎 lost a device: suspended
+        suspend(s, ichiro)  # 佐藤 一郎 lost a device: suspended
     with ctx.sessions() as s:
         assert export_csv(s, tmp_path / "registry.csv") == 3
     assert (tmp_path / "registry.csv").read_bytes() == EXPORTED.encode("utf-8")
+
+
+# The same file for values with nothing to quote, for a carriage return, and for the byte the export joins a
+# row's values with in the database (\x1f): as csv.writer wrote them before the export was made fast.
+HEADER = ("facility_name,facility_kana,postal_code,address,phone,staff_name,staff_kana,job,admin,email,"
+          "registered_on,suspended\r\n")
+HIKARI = "ひかり薬局,,321-0001,栃木県日光市2-2,0288-00-0002,"
+MARUKO = HIKARI + "高橋 〇子,たかはし まるこ,薬剤師,○,maruko@c.example.jp,2024-12-31,\r\n"
+PLAIN = HIKARI + "鈴木 健二,,,,kenji@c.example.jp,,○\r\n" + MARUKO
+WITH_CR = HIKARI + '鈴木 健二,,"薬剤師\r主任",,kenji@c.example.jp,,○\r\n' + MARUKO
+WITH_SEPARATOR = HIKARI + "鈴木\x1f健二,,薬剤師,,kenji@c.example.jp,,○\r\n" + MARUKO
+
+
+def test_the_registry_export_is_the_same_bytes_whatever_the_values_hold(any_database: Context, tmp_path: Path) -> None:
+    """No one, plain values (nothing to quote), a carriage return, then the byte the database joins values with."""
+    ctx = any_database
+    assert exported(ctx, tmp_path / "empty.csv") == HEADER.encode("utf-8")
+    with ctx.sessions.begin() as s:
+        c = m.Facility(key="c", name="ひかり薬局", name_kana="", postal_code="321-0001", address="栃木県日光市2-2",
+                       phone="0288-00-0002", source="import")
+        kenji = m.Staff(facility=c, name="鈴木 健二", name_kana="", job=None, email="kenji@c.example.jp",
+                        source="import")
+        s.add_all([c, m.Staff(facility=c, name="高橋 〇子", name_kana="たかはし まるこ", job="薬剤師",
+                              email="maruko@c.example.jp", admin=True, registered_on=dt.date(2024, 12, 31),
+                              source="import"), kenji])
+        s.flush()
+        suspend(s, kenji)
+    assert exported(ctx, tmp_path / "plain.csv") == (HEADER + PLAIN).encode("utf-8")
+    with ctx.sessions.begin() as s:
+        s.scalar(select(m.Staff).where(m.Staff.email == "kenji@c.example.jp")).job = "薬剤師\r主任"
+    assert exported(ctx, tmp_path / "cr.csv") == (HEADER + WITH_CR).encode("utf-8")
+    with ctx.sessions.begin() as s:
+        kenji = s.scalar(select(m.Staff).where(m.Staff.email == "kenji@c.example.jp"))
+        kenji.name, kenji.job = "鈴木\x1f健二", "薬剤師"
+    assert exported(ctx, tmp_path / "separator.csv") == (HEADER + WITH_SEPARATOR).encode("utf-8")
 
 
 def test_the_registry_written_before_the_search_existed_gets_its_search_keys(tmp_path: Path) -> None:
