@@ -57,15 +57,16 @@ def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
             reader = pages[p][0]
             # crops read only to confirm go on canvases of their own: stacked with the doubtful ones,
             # they would change how Tesseract lays out (and so reads) those
-            for group in (doubtful[p] - confirming[p], doubtful[p] & confirming[p]):
+            for group, ways in ((doubtful[p] - confirming[p], reader.escalation(request.setting, s)),
+                                (doubtful[p] & confirming[p], reader.confirmation(request.setting))):
                 crops = {k: c for k, c in request.crops.items() if k in group}
-                for setting, variants in reader.escalation(request.setting, s) if crops else []:
+                for setting, variants in ways if crops else []:
                     more.append(ocr.Request(setting, crops, variants))
                     more_owners.append(p)
         for p, found in zip(more_owners, ocr.read_requests(more, workers), strict=True):
             for k, rs in found.items():
                 results[p][k] = results[p][k] + rs
-        for p, (reader, _page) in enumerate(pages):  # one stage confirms or not: no later ones
+        for p, (reader, _page) in enumerate(pages):  # confirmed or not at once: read no more
             doubtful[p] = {k for k in doubtful[p] - confirming[p]
                            if k in disagreeing[p] or not reader.settled(k, results[p][k], s)}
     missed, missed_owners = [], []

@@ -88,6 +88,12 @@ class PreparedPage:
     crops: dict[str, dict[Hashable, np.ndarray]] = field(default_factory=dict, repr=False)  # by setting name
 
 
+def _ways(setting: ocr.Setting, stage: Stage) -> list[tuple[ocr.Setting, tuple[str, ...]]]:
+    """A stage's variants with the crop's own model, and its other-model variants with each other model."""
+    ways = [(setting, stage.variants)] if stage.variants else []
+    return ways + [(setting.with_lang(lang), stage.other_models) for lang in setting.more_langs if stage.other_models]
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One reading of a crop as its kind's repair makes sense of it."""
@@ -138,7 +144,10 @@ class ImageReader:
                              int(st.get("settled", 0))) for st in image.get("escalation", [])]
         self.lone_variants = ocr.check_variants(image.get("lone_variants", self.variants))
         self.escalate_below = float(image.get("escalate_below", 1.01))
-        self.read_again_kinds = frozenset(image.get("read_again_kinds", []))
+        again = image.get("read_again", {})
+        self.read_again_kinds = frozenset(again.get("kinds", []))
+        self.confirming = Stage(ocr.check_variants(again.get("variants", [])),
+                                ocr.check_variants(again.get("other_models", [])))
         self.specs = {s.path: s for s in template.fields}
         known = config.get("names", {})
         self.name_lexicon = names.check(str(known.get("lexicon", "")))  # loaded when first needed
@@ -220,11 +229,11 @@ class ImageReader:
         other-model variants with each other model (a second model errs on other crops: on val2 /
         val3 crops, adding Tesseract's Japanese script model raised the fields read right from
         82 / 83 % to 84 / 86 %)."""
-        if stage >= len(self.stages):
-            return []
-        own, other = self.stages[stage].variants, self.stages[stage].other_models
-        ways = [(setting, own)] if own else []
-        return ways + [(setting.with_lang(lang), other) for lang in setting.more_langs if other]
+        return _ways(setting, self.stages[stage]) if stage < len(self.stages) else []
+
+    def confirmation(self, setting: ocr.Setting) -> list[tuple[ocr.Setting, tuple[str, ...]]]:
+        """How a crop read only to confirm its confident plain reading is read (`[image.read_again]`)."""
+        return _ways(setting, self.confirming)
 
     def settled(self, path: Hashable, readings: list[ocr.Reading], stage: int) -> bool:
         """Whether a doubtful crop needs no later stage: enough of its readings give one value, of

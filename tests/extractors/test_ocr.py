@@ -119,9 +119,9 @@ def test_a_confident_name_is_read_once_more_to_confirm_it_without_changing_other
 
     alone, _ = read({"staff[2].job": small})
     found, asked = read({"staff[2].job": small, "staff[1].name": _line("池田和子")})
-    stage = len(reader.stages[0].variants) + len(reader.stages[0].other_models)
+    confirming = sum(len(variants) for _s, variants in reader.confirmation(reader.settings_by_name["jpn"]))
     assert found["staff[1].name"][0].text == "池田和子" and found["staff[1].name"][0].min_conf >= reader.escalate_below
-    assert len(found["staff[1].name"]) == 1 + stage  # the first stage confirms or not: no later one
+    assert confirming and len(found["staff[1].name"]) == 1 + confirming  # confirmed or not: read no more
     # read again on canvases of their own (the plain reading of a page shares one): the doubtful
     # crop's readings are those it has without the name
     assert {"staff[1].name", "staff[2].job"} <= set(asked[0].crops)
