@@ -383,11 +383,12 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
         value = f"{local}@{fixed_domain}"
     plausible = bool(re.fullmatch(r"[a-z0-9._%+\- ]+@[a-z0-9\-]+(\.[a-z0-9\-]+)+", value))
     # a capital read beside a digit (careplanO7, ayuhaT74): addresses are written in lower case, so
-    # the glyph may well be a digit (0, 1, 7 …) or a letter; which, only the crop shows a person
+    # the glyph may well be a digit (0, 1, 7 …) or a letter; which, only the crop shows a person. So
+    # is a capital O or I anywhere before the @ (ozone_0shuu read ozone_Oshuu)
     doubtful = _DIGIT_LOOKALIKE.search(normalize.text(text))
     return Repaired(value, repairs, plausible, unlisted=unlisted,
                     note=notes.text("address_lookalike") if doubtful else "")
 
 
-_DIGIT_LOOKALIKE = re.compile(r"(?<=[0-9])[A-Z]|[A-Z](?=[0-9])")
+_DIGIT_LOOKALIKE = re.compile(r"(?<=[0-9])[A-Z]|[A-Z](?=[0-9])|[OI](?=[^@]*@)")
 

@@ -211,3 +211,8 @@ def test_a_kana_in_two_scripts_and_a_capital_beside_a_digit_in_an_address_go_to_
     assert repair.email("info@careplanO7.example.jp").note == notes.text("address_lookalike")
     assert repair.email("info@careplanO7.example.jp").value == "info@careplano7.example.jp"
     assert not repair.email("taro7@mail2.example.net").note
+    # a capital O or I in the local part, wherever it stands, may be a 0 or a 1
+    assert repair.email("ozone_Oshuu@minegaoka32.example.com").note == notes.text("address_lookalike")
+    assert repair.email("Ito.ken@example.jp").note
+    assert not repair.email("ozone_oshuu@minegaoka32.example.com").note
+    assert not repair.email("ota@OITA.example.jp").note  # a domain's capitals are only its case
