@@ -1,6 +1,7 @@
 """A month's backlog (issue 20): about 1,000 mixed pages through one `renraku process`, measured from outside.
 
     python -m renraku.bench.backlog --data DIR [--pages 1000] [--seed 20] [--skip-full] [--skip-kill]
+    python -m renraku.bench.backlog --data DIR --largest 30 --suffix .jpg
 
 Generates the backlog into DIR once (reused when DIR already holds it): sets made by
 samples/degrade.py through its five channels — typed PDFs with a text layer, image-only scanned
@@ -22,6 +23,10 @@ Then, each in a fresh RENRAKU_HOME:
   the same command. Checks that every generated file and attachment is recorded exactly once,
   that the rerun read exactly the pages not recorded before the kill (its batch's `pages_read`)
   and found every document recorded by the first run a duplicate by its hash, without opening it.
+
+- **largest** (`--largest N`, instead of the two above): one `renraku process` of the N largest
+  generated files (`--suffix .jpg`: phone photos only), measured the same way and not checked: a
+  proxy of a few minutes for the peak memory (PSS hardly depends on how busy the machine is).
 
 Prints one JSON line per run and a summary; writes them to DIR/results.jsonl as well. The machine
 is shared: the JSON says how busy all cores were during each run (/proc/stat) beside what
@@ -46,6 +51,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
@@ -398,6 +404,17 @@ def fresh(home: Path) -> Path:
     return home
 
 
+def largest(backlog: Backlog, n: int, suffix: str, data: Path, emit: Callable[[dict[str, Any]], None]) -> int:
+    """One run of the `n` largest files (named on the command line), for its peak memory."""
+    files = sorted((Path(p) for p in backlog.files.values() if p.lower().endswith(suffix.lower())),
+                   key=lambda p: p.stat().st_size, reverse=True)[:n]
+    run = run_process(Backlog(files, 0, Counter(), {}, {}), fresh(data / "homes" / "largest"), data / "largest",
+                      terminal=False)
+    emit({"what": f"the {len(files)} largest files{f' ({suffix})' if suffix else ''}",
+          "megabytes": round(sum(p.stat().st_size for p in files) / 1e6, 1), **run})
+    return 0 if run["returncode"] == 0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder for the generated backlog (kept, reused)")
@@ -406,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-at", type=float, default=0.5, help="share of pages recorded when the kill comes")
     parser.add_argument("--skip-full", action="store_true", help="only the kill and the rerun")
     parser.add_argument("--skip-kill", action="store_true", help="only the full run")
+    parser.add_argument("--largest", type=int, metavar="N", help="only a run of the N largest files (a proxy)")
+    parser.add_argument("--suffix", default="", help="with --largest: only files whose name ends so (.jpg)")
     args = parser.parse_args(argv)
     args.data.mkdir(parents=True, exist_ok=True)
     results = args.data / "results.jsonl"
@@ -421,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     backlog = make_backlog(args.data, args.pages, args.seed)
     emit({"what": "backlog", "pages": backlog.pages, "documents": backlog.documents, **backlog.mix,
           "seconds": round(time.monotonic() - t0, 1)})
+    if args.largest:
+        return largest(backlog, args.largest, args.suffix, args.data, emit)
     all_ok = True
     if not args.skip_kill:
         home = fresh(args.data / "homes" / "kill")

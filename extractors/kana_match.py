@@ -8,11 +8,15 @@ the usual sound changes (voicing inside a word, a glottal stop).
 
 from __future__ import annotations
 
+import bisect
 import re
+import threading
 import unicodedata
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from typing import Any
 
 from renraku import normalize
 from renraku.extractors import glyphs
@@ -30,18 +34,89 @@ _UNVOICED = str.maketrans("がぎぐげござじずぜぞだぢづでどばび�
 _IGNORED = re.compile(r"[\s・･、,.．。()（）「」\-‐－]")
 
 
-@lru_cache(maxsize=1)
-def _kanwa():
+class _Index:
+    """Sorted (key, value) strings kept as one string and the offsets of its pairs, found by
+    bisection: a dict of a few hundred thousand small strings, lists and tuples held ten times as
+    much (and its freed pieces stay with Python's allocator)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        parts, starts, at = [], array("I"), 0
+        for key, value in sorted(pairs):
+            starts.append(at)
+            parts.append(f"{key}\x1f{value}\x1e")
+            at += len(parts[-1])
+        starts.append(at)
+        self._text, self._starts = "".join(parts), starts
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    def _key(self, i: int) -> str:
+        start = self._starts[i]
+        return self._text[start:self._text.index("\x1f", start)]
+
+    def value(self, key: str) -> str | None:
+        i = bisect.bisect_left(range(len(self)), key, key=self._key)
+        if i == len(self) or self._key(i) != key:
+            return None
+        return self._text[self._starts[i] + len(key) + 1:self._starts[i + 1] - 1]
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        for i in range(len(self)):
+            key = self._key(i)
+            yield key, self._text[self._starts[i] + len(key) + 1:self._starts[i + 1] - 1]
+
+
+class _Kanwa(_Index):
+    """pykakasi's dictionary of words by their first character (270,000 words and their readings,
+    each with the endings it needs), as an `_Index`: loaded as pykakasi keeps it, a dict of dicts of
+    lists of tuples, it held about 100 MB. `get` gives what pykakasi's table gives, so that its
+    converter reads through it too. Words are split by \\n, a word and its readings by \\t, a
+    reading and its endings by \\x1d, the endings by \\x1c."""
+
+    def __init__(self, table: dict[int, dict[str, list[tuple[str, list[str] | None]]]]) -> None:
+        def line(word: str, entries: list[tuple[str, list[str] | None]]) -> str:
+            return "\t".join([word, *(yomi if cond is None else f"{yomi}\x1d{chr(0x1c).join(cond)}"
+                                     for yomi, cond in entries)])
+
+        super().__init__((chr(first), "\n".join(line(*item) for item in words.items()))
+                         for first, words in table.items())
+
+    @staticmethod
+    def decode(value: str) -> dict[str, list[tuple[str, list[str] | None]]]:
+        out = {}
+        for line in value.split("\n"):
+            word, *entries = line.split("\t")
+            out[word] = [(yomi, cond.split("\x1c") if mark else None)
+                         for yomi, mark, cond in (e.partition("\x1d") for e in entries)]
+        return out
+
+    def get(self, first: int, default: Any = None) -> Any:
+        value = self.value(chr(first))
+        return default if value is None else self.decode(value)
+
+
+_KANWA_LOCK = threading.Lock()
+
+
+def _kanwa() -> _Kanwa:
+    """The dictionary, loaded once and put in place of pykakasi's own table (pykakasi shares it
+    between its instances, `Kanwa._shared_state`): the converter then reads the same words."""
     from pykakasi.kanji import Kanwa
 
-    return Kanwa()
+    state = Kanwa._shared_state
+    with _KANWA_LOCK:
+        table = state["_jisyo_table"]
+        if not isinstance(table, _Kanwa):
+            state["_jisyo_table"] = _Kanwa(table if table is not None else Kanwa()._jisyo_table)
+        return state["_jisyo_table"]
 
 
 @lru_cache(maxsize=4096)
 def _words(char: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Dictionary words starting with `char`, each with all its readings."""
-    table = _kanwa().load(char) or {}
-    return tuple((word, tuple({yomi for yomi, _cond in entries})) for word, entries in table.items())
+    table = _kanwa().get(ord(char)) or {}
+    return tuple((word, tuple(dict.fromkeys(yomi for yomi, _cond in entries))) for word, entries in table.items())
 
 
 def _sound_changes(yomi: str, first: bool, yomis: Iterable[str] = ()) -> set[str]:
@@ -133,23 +208,26 @@ COMMON_KANJI_WORDS = 30
 
 
 @lru_cache(maxsize=1)
-def _spellings() -> dict[str, frozenset[str]]:
-    """Every dictionary word of up to four everyday characters, by its reading: how a part of a name
-    can be written. (pykakasi offers no way to walk its dictionary but its table of first characters.)"""
-    kanwa = _kanwa()
-    table = {chr(first): kanwa.load(chr(first)) or {} for first in kanwa._jisyo_table}
+def _spellings() -> _Index:
+    """Every dictionary word of up to four everyday characters, by its reading (words split by \\t):
+    how a part of a name can be written."""
     uses: dict[str, int] = defaultdict(int)
-    for words in table.values():
-        for word in words:
-            for ch in set(word):
+    for _first, words in _kanwa().items():
+        for line in words.split("\n"):
+            for ch in set(line.split("\t", 1)[0]):
                 uses[ch] += 1
     out: dict[str, set[str]] = defaultdict(set)
-    for words in table.values():
-        for word, entries in words.items():
+    for _first, words in _kanwa().items():
+        for word, entries in _Kanwa.decode(words).items():
             if len(word) <= 4 and all(uses[ch] >= COMMON_KANJI_WORDS or not normalize.is_kanji(ch) for ch in word):
                 for yomi, _cond in entries:
                     out[yomi].add(word)
-    return {yomi: frozenset(words) for yomi, words in out.items()}
+    return _Index((yomi, "\t".join(sorted(words))) for yomi, words in out.items())
+
+
+def _spelt(sound: str) -> list[str]:
+    words = _spellings().value(sound)
+    return words.split("\t") if words else []
 
 
 def spell_as_kana(written: str, kana: str, match: glyphs.Match = glyphs.USUAL) -> str | None:
@@ -176,7 +254,7 @@ def spell_as_kana(written: str, kana: str, match: glyphs.Match = glyphs.USUAL) -
         if reads_as(part, sound):
             out.append(part)
             continue
-        candidates = [w for w in _spellings().get(sound, ()) if len(w) == len(part)
+        candidates = [w for w in _spelt(sound) if len(w) == len(part)
                       and 2 * sum(a == b for a, b in zip(w, part, strict=True)) >= len(part) - (len(part) == 1)]
         found = match.best(part, candidates)
         if found is None:
@@ -202,9 +280,10 @@ def facility_spelt_as_kana(written: str, kana: str, kinds: Iterable[str]) -> str
 
 
 @lru_cache(maxsize=1)
-def converter():
+def converter() -> Any:
     from pykakasi import kakasi
 
+    _kanwa()  # pykakasi's own table would be loaded otherwise
     return kakasi()
 
 

@@ -215,8 +215,18 @@ def _engine(lang: str) -> Iterator[Any]:
     try:
         yield api
     finally:
+        api.Clear()  # the image and its results (10–15 MB an instance); the model stays loaded
         with _ENGINES_LOCK:
             _ENGINES[lang].append(api)
+
+
+def drop_engines() -> None:
+    """End the loaded models: a page worker reads with one only for the head of a page no template
+    fits (a fax cover), and would keep it (about 40 MB) while it waits."""
+    with _ENGINES_LOCK:
+        for free in _ENGINES.values():
+            while free:
+                free.pop().End()
 
 
 def _tesseract(paths: list[str], setting: Setting) -> Iterator[tuple[int, Word]]:

@@ -9,8 +9,6 @@ duplicate and add nothing.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import socket
@@ -32,7 +30,7 @@ from renraku.extractors.corroboration import Links
 from renraku.pipeline import faults
 from renraku.pipeline.claims import FileClaims, open_claims
 from renraku.pipeline.progress import Progress
-from renraku.pipeline.read import DocumentResult, open_document, page_pool, read_opened, walk
+from renraku.pipeline.read import DocumentResult, give_back_memory, open_document, page_pool, read_opened, walk
 from renraku.sinks import models as m
 from renraku.sinks.notify import notify_urgent
 from renraku.sinks.records import document_by_sha, record_applications, record_document, record_message
@@ -136,13 +134,6 @@ PAGES_AHEAD = 24  # pages read together (their OCR shares calls and both threads
 PIXELS_AHEAD = 100 << 20  # and at most this many bytes of page images: a phone photo's are 12 MB (bench/backlog.py)
 
 
-def _give_back_memory() -> None:
-    """Return the memory of a window just recorded to the system (glibc keeps freed page images and
-    OCR crops in its arenas otherwise: measured ~100 MB per window on a 1,000-page backlog)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 class _AlreadyRecorded(Exception):
     """The bytes were recorded after this item was opened (the same file twice in one window)."""
 
@@ -194,6 +185,13 @@ class Batch:
             self.claims.close()
         log.info("batch %d %s: %s", self.report.batch_id, "failed" if exc else "done", self.report.stats())
 
+    def start_workers(self) -> None:
+        """Fork the page workers (once), before any page is loaded (see `page_pool`), and where the
+        caller can, before the first files are read: each worker keeps a copy of whatever this process
+        held when they were forked (32 files read ahead of a folder of large scans: 55 MB a worker)."""
+        if self.pool is None:
+            self.pool = page_pool(self.ctx.reading, self.ctx.settings.workers)
+
     def _is_recorded(self, digest: str) -> bool:
         with self.ctx.sessions() as session:
             return document_by_sha(session, digest) is not None
@@ -205,8 +203,8 @@ class Batch:
         """Store each item's bytes, read their pages together (both cores, `PAGES_AHEAD` at a time),
         record in order."""
         ctx = self.ctx
-        if self.pool is None and items:
-            self.pool = page_pool(ctx.reading, ctx.settings.workers)  # before any page is loaded (see page_pool)
+        if items:
+            self.start_workers()
         outcomes: list[ItemOutcome] = []
         opened: list[tuple[Received, str, DocumentResult | None]] = []
         pages = pixels = 0
@@ -222,7 +220,10 @@ class Batch:
             opened.append((item, digest, doc))
             loaded = [page for part in walk(doc) for page in part.loaded] if doc is not None else []
             pages += len(loaded)
-            pixels += sum(page.image.pixels.nbytes for page in loaded if page.image is not None)
+            images = sum(page.image.pixels.nbytes for page in loaded if page.image is not None)
+            if images:
+                give_back_memory()  # what decoding them freed, before the next is decoded
+            pixels += images
             if pages >= PAGES_AHEAD or pixels >= PIXELS_AHEAD:
                 outcomes += self._read_and_record(opened)
                 opened, pages, pixels = [], 0, 0
@@ -242,7 +243,7 @@ class Batch:
             log.info("item %s… %s (%d sheets)", digest[:12], outcome.status, outcome.sheets)
             if self.progress is not None:
                 self.progress.advance(sum(len(part.pages) for part in walk(doc)) if doc is not None else 0)
-        _give_back_memory()
+        give_back_memory()
         return outcomes
 
     def _duplicate(self, item: Received, digest: str) -> ItemOutcome:
@@ -380,6 +381,8 @@ def process_paths(ctx: Context, paths: Iterable[Path], channel: str = "upload",
         files = list(files_under(paths, exclude=ctx.settings.home))
         if progress is not None:
             progress.expect(len(files))
+        if files:
+            batch.start_workers()
         for path in files:
             in_folder = path not in named
             if in_folder and path.is_symlink():
