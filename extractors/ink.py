@@ -76,9 +76,19 @@ def without_streaks(ink: np.ndarray, blank: Blank, vertical_px: int, horizontal_
     the given lengths, off the print, are taken away.
     """
     u8 = ink.astype(np.uint8)
-    lines = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((vertical_px, 1), np.uint8))
-    lines |= cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((1, horizontal_px), np.uint8))
-    streaks = cv2.dilate(lines & ~blank.widened, np.ones((3, 3), np.uint8))
+    lines = np.zeros_like(u8)
+    # Each column (row) is opened on its own: only those holding that much ink can keep any.
+    cols = np.flatnonzero(np.count_nonzero(ink, axis=0) >= vertical_px)
+    if len(cols):
+        lines[:, cols] = cv2.morphologyEx(np.ascontiguousarray(u8[:, cols]), cv2.MORPH_OPEN,
+                                          np.ones((vertical_px, 1), np.uint8))
+    rows = np.flatnonzero(np.count_nonzero(ink, axis=1) >= horizontal_px)
+    if len(rows):
+        lines[rows] |= cv2.morphologyEx(u8[rows], cv2.MORPH_OPEN, np.ones((1, horizontal_px), np.uint8))
+    lines &= ~blank.widened
+    if not lines.any():
+        return ink
+    streaks = cv2.dilate(lines, np.ones((3, 3), np.uint8))
     return ink & ~streaks.astype(bool)
 
 

@@ -56,7 +56,7 @@ def _nearest(mask: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     before = np.maximum.accumulate(before, axis=axis)
     after = np.where(mask, idx, big)
     after = np.flip(np.minimum.accumulate(np.flip(after, axis=axis), axis=axis), axis=axis)
-    return before, after
+    return before, np.ascontiguousarray(after)  # flat lookups (`_targets`) need no copy
 
 
 def find_lines(work: np.ndarray) -> Lines:
@@ -146,14 +146,15 @@ def _apply(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
 def _targets(lines: Lines, mapped: np.ndarray, horizontal: bool, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """For each mapped point, the coordinate of the nearest rule across its edge, and whether found."""
     h, w = lines.shape
-    mapped = np.nan_to_num(mapped, nan=-1.0, posinf=-1.0, neginf=-1.0)  # a degenerate fit sends points away
-    u = np.clip(np.round(mapped[:, 0]), 0, w - 1).astype(int)
-    v = np.clip(np.round(mapped[:, 1]), 0, h - 1).astype(int)
-    inside = (mapped[:, 0] >= 0) & (mapped[:, 0] < w) & (mapped[:, 1] >= 0) & (mapped[:, 1] < h)
+    x, y = mapped[:, 0], mapped[:, 1]
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)  # a degenerate fit sends points away (or to nan)
+    u = np.minimum(np.rint(np.where(inside, x, 0.0)), w - 1).astype(np.intp)
+    v = np.minimum(np.rint(np.where(inside, y, 0.0)), h - 1).astype(np.intp)
+    at = v * w + u  # the flat index: one gather, not two-dimensional indexing
     if horizontal:
-        a, b, own = lines.h_above[v, u], lines.h_below[v, u], mapped[:, 1]
+        a, b, own = lines.h_above.ravel().take(at), lines.h_below.ravel().take(at), y
     else:
-        a, b, own = lines.v_left[v, u], lines.v_right[v, u], mapped[:, 0]
+        a, b, own = lines.v_left.ravel().take(at), lines.v_right.ravel().take(at), x
     target = np.where(np.abs(own - a) <= np.abs(b - own), a, b).astype(np.float64)
     ok = inside & (np.abs(target - own) <= radius)
     return target, ok
