@@ -19,6 +19,7 @@ from renraku.errors import BrokenInput
 MAX_PIXELS = 60_000_000  # a 600 dpi A4 scan is 35 Mpx; a 12 Mpx phone photo is common
 MAX_PAGES = 50
 PDF_DPI = 200  # image-only PDF pages are rendered at this resolution
+ORIENTATION = 0x0112  # the EXIF tag of which way up a photo was taken
 
 
 @dataclass
@@ -81,7 +82,9 @@ def load_image_pages(data: bytes, media_type: str) -> list[PageImage]:
                 img.seek(index)
                 if img.width * img.height > MAX_PIXELS:
                     raise BrokenInput(f"画像が大きすぎます（{img.width}×{img.height} 画素）", code="too_large")
-                frame = ImageOps.exif_transpose(img) if index == 0 and media_type == "image/jpeg" else img
+                frame = img
+                if index == 0 and media_type == "image/jpeg" and img.getexif().get(ORIENTATION, 1) != 1:
+                    frame = ImageOps.exif_transpose(img)  # a copy of the photo even when it has nothing to turn
                 frame.load()
                 dpi = img.info.get("dpi")
                 gray = _pil_to_gray(frame)
