@@ -42,10 +42,14 @@ def _pil_to_gray(img) -> np.ndarray:  # type: ignore[no-untyped-def]
         # a phone photo (3024×4032) as floats at once is 146 MB, and as much again in temporaries.
         rgb = np.asarray(img)
         gray = np.empty(rgb.shape[:2], dtype=np.uint8)
+        floats = np.empty((GRAY_STRIP_ROWS, *rgb.shape[1:]), dtype=np.float32)  # one strip's, reused
         for top in range(0, rgb.shape[0], GRAY_STRIP_ROWS):
-            strip = rgb[top:top + GRAY_STRIP_ROWS].astype(np.float32)
-            luma = 0.299 * strip[..., 0] + 0.587 * strip[..., 1] + 0.114 * strip[..., 2]
-            gray[top:top + GRAY_STRIP_ROWS] = np.clip(luma, 0, 255).astype(np.uint8)
+            strip = floats[:min(GRAY_STRIP_ROWS, rgb.shape[0] - top)]
+            strip[...] = rgb[top:top + GRAY_STRIP_ROWS]
+            luma = strip[..., 0] * np.float32(0.299)
+            luma += strip[..., 1] * np.float32(0.587)
+            luma += strip[..., 2] * np.float32(0.114)
+            gray[top:top + len(strip)] = luma  # 0 ≤ luma < 256: the cast truncates, as clip and astype did
         return gray
     return np.asarray(img, dtype=np.uint8)
 
