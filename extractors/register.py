@@ -261,9 +261,20 @@ class WorkPage:
 def _has_background(gray: np.ndarray) -> bool:
     h, w = gray.shape
     b = max(4, min(h, w) // 30)
-    border = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
-    centre = gray[h // 4: 3 * h // 4, w // 4: 3 * w // 4]
-    return float(np.median(border)) < float(np.median(centre)) - 40
+    border = _median([gray[:b], gray[-b:], gray[:, :b], gray[:, -b:]])
+    return border < _median([gray[h // 4: 3 * h // 4, w // 4: 3 * w // 4]]) - 40
+
+
+def _median(parts: list[np.ndarray]) -> float:
+    """np.median of the grey levels of all `parts` together, from their histograms: a third of the
+    time on a phone photo, no copies (exact while a level has fewer than 2**24 pixels, the
+    histogram's float32: MAX_PIXELS is 60 M, a quarter of it 15 M)."""
+    counts = sum(cv2.calcHist([p], [0], None, [256], [0, 256]).ravel().astype(np.int64) for p in parts)
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+    low = int(np.searchsorted(cumulative, (n - 1) // 2, side="right"))  # the middle one or two, sorted
+    high = int(np.searchsorted(cumulative, n // 2, side="right"))
+    return (low + high) / 2
 
 
 def find_paper(gray: np.ndarray) -> np.ndarray | None:
