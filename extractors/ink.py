@@ -134,8 +134,22 @@ def has_writing(mask: np.ndarray, min_pixels: int = 30, min_component: int = 12)
 def flatten_light(gray: np.ndarray) -> np.ndarray:
     """Divide out uneven light (photos, shadows, grey scans) so the paper is white everywhere."""
     background = _median(cv2.dilate(gray, np.ones((15, 15), np.uint8)), 31)
-    flat = gray.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0) * 255.0
-    return np.clip(flat, 0, 255).astype(np.uint8)
+    table = _quotients()
+    if int(background.min()) == 255:  # white all over (a fax): one row of the table
+        return cv2.LUT(gray, table[255])
+    index = background.astype(np.uint16)
+    index <<= 8
+    index |= gray
+    return table.ravel()[index]
+
+
+@lru_cache(maxsize=1)
+def _quotients() -> np.ndarray:
+    """gray / background · 255 for every (background, gray) pair, in float32 and truncated as the
+    page's own arithmetic was: a lookup is a third of its time (a fax: a tenth)."""
+    gray = np.arange(256, dtype=np.float32)
+    background = np.maximum(np.arange(256, dtype=np.float32), 1.0)
+    return np.clip(gray[None, :] / background[:, None] * 255.0, 0, 255).astype(np.uint8)
 
 
 def _median(image: np.ndarray, k: int) -> np.ndarray:
@@ -149,14 +163,17 @@ def _median(image: np.ndarray, k: int) -> np.ndarray:
     if dark.mean() > 0.05:
         return cv2.medianBlur(image, k)
     out = np.full_like(image, 255)
+    if not dark.any():
+        return out
     r, (h, w) = k // 2, image.shape
     grouped = cv2.dilate(dark, np.ones((k, k), np.uint8))  # blots one window could hold together
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
+    gx, gy, gw, gh = cv2.boundingRect(grouped)  # labelled there only: the labels of a page cost 30 ms
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped[gy:gy + gh, gx:gx + gw], connectivity=8)
     for i in range(1, n):
         x, y, bw, bh, _area = stats[i]
-        x0, y0, x1, y1 = x, y, x + bw, y + bh  # the pixels whose window holds blots of this cluster
+        x0, y0, x1, y1 = gx + x, gy + y, gx + x + bw, gy + y + bh  # pixels whose window holds this cluster's blots
         near_border = x0 <= r or y0 <= r or x1 >= w - r or y1 >= h - r
-        if not near_border and int(dark[y0:y1, x0:x1][labels[y0:y1, x0:x1] == i].sum()) <= k * k // 2:
+        if not near_border and int(dark[y0:y1, x0:x1][labels[y:y + bh, x:x + bw] == i].sum()) <= k * k // 2:
             continue  # too few to be any window's median
         cx0, cy0, cx1, cy1 = max(0, x0 - r), max(0, y0 - r), min(w, x1 + r), min(h, y1 + r)
         part = cv2.medianBlur(np.ascontiguousarray(image[cy0:cy1, cx0:cx1]), k)[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
