@@ -167,14 +167,15 @@ def _median(image: np.ndarray, k: int) -> np.ndarray:
         return out
     r, (h, w) = k // 2, image.shape
     grouped = cv2.dilate(dark, np.ones((k, k), np.uint8))  # blots one window could hold together
-    gx, gy, gw, gh = cv2.boundingRect(grouped)  # labelled there only: the labels of a page cost 30 ms
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped[gy:gy + gh, gx:gx + gw], connectivity=8)
-    for i in range(1, n):
-        x, y, bw, bh, _area = stats[i]
-        x0, y0, x1, y1 = gx + x, gy + y, gx + x + bw, gy + y + bh  # pixels whose window holds this cluster's blots
+    # Each cluster's box from its outline (labelling the page cost 30 ms). A cluster inside another's
+    # hole lies in that one's box: counted with it, and taken with it when the box is.
+    outlines, _ = cv2.findContours(grouped, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    for outline in outlines:
+        x0, y0, bw, bh = cv2.boundingRect(outline)
+        x1, y1 = x0 + bw, y0 + bh  # the pixels whose window holds blots of this cluster
         near_border = x0 <= r or y0 <= r or x1 >= w - r or y1 >= h - r
-        if not near_border and int(dark[y0:y1, x0:x1][labels[y:y + bh, x:x + bw] == i].sum()) <= k * k // 2:
-            continue  # too few to be any window's median
+        if not near_border and int(dark[y0:y1, x0:x1].sum()) <= k * k // 2:
+            continue  # too few to be any window's median (the box's count is at least the cluster's)
         cx0, cy0, cx1, cy1 = max(0, x0 - r), max(0, y0 - r), min(w, x1 + r), min(h, y1 + r)
         part = cv2.medianBlur(np.ascontiguousarray(image[cy0:cy1, cx0:cx1]), k)[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
         out[y0:y1, x0:x1] = np.minimum(out[y0:y1, x0:x1], part)
