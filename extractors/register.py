@@ -137,16 +137,25 @@ def _edge_points(printed_rects: tuple[tuple[float, float, float, float], ...]) -
     return EdgePoints(h_pts, v_pts, bbox)
 
 
-def _apply(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def _map(H: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Template points through H, as x and y. An affine H's denominator is exactly 1: not divided by."""
     x, y = pts[:, 0], pts[:, 1]
+    u, v = H[0, 0] * x + H[0, 1] * y + H[0, 2], H[1, 0] * x + H[1, 1] * y + H[1, 2]
+    if H[2, 0] == 0 and H[2, 1] == 0 and H[2, 2] == 1:
+        return u, v
     w = H[2, 0] * x + H[2, 1] * y + H[2, 2]
-    return np.stack([(H[0, 0] * x + H[0, 1] * y + H[0, 2]) / w, (H[1, 0] * x + H[1, 1] * y + H[1, 2]) / w], axis=1)
+    return u / w, v / w
 
 
-def _targets(lines: Lines, mapped: np.ndarray, horizontal: bool, radius: float) -> tuple[np.ndarray, np.ndarray]:
+def _apply(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return np.stack(_map(H, pts), axis=1)
+
+
+def _targets(lines: Lines, mapped: tuple[np.ndarray, np.ndarray], horizontal: bool,
+             radius: float) -> tuple[np.ndarray, np.ndarray]:
     """For each mapped point, the coordinate of the nearest rule across its edge, and whether found."""
     h, w = lines.shape
-    x, y = mapped[:, 0], mapped[:, 1]
+    x, y = mapped
     inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)  # a degenerate fit sends points away (or to nan)
     u = np.minimum(np.rint(np.where(inside, x, 0.0)), w - 1).astype(np.intp)
     v = np.minimum(np.rint(np.where(inside, y, 0.0)), h - 1).astype(np.intp)
@@ -204,8 +213,8 @@ def initial_guesses(points: EdgePoints, lines: Lines, rotation: int) -> list[np.
 
 def _refine(H: np.ndarray, points: EdgePoints, lines: Lines, projective: bool) -> np.ndarray:
     for radius in RADII:
-        yh, okh = _targets(lines, _apply(H, points.h_pts), True, radius)
-        xv, okv = _targets(lines, _apply(H, points.v_pts), False, radius)
+        yh, okh = _targets(lines, _map(H, points.h_pts), True, radius)
+        xv, okv = _targets(lines, _map(H, points.v_pts), False, radius)
         new = _solve(points.h_pts[okh], yh[okh], points.v_pts[okv], xv[okv], projective and radius <= RADII[1])
         if new is None:
             break
@@ -242,8 +251,8 @@ def _sheet_sized(H: np.ndarray, points: EdgePoints, shape: tuple[int, int]) -> b
 
 
 def score(lines: Lines, points: EdgePoints, H: np.ndarray) -> float:
-    _, okh = _targets(lines, _apply(H, points.h_pts), True, HIT_PX)
-    _, okv = _targets(lines, _apply(H, points.v_pts), False, HIT_PX)
+    _, okh = _targets(lines, _map(H, points.h_pts), True, HIT_PX)
+    _, okv = _targets(lines, _map(H, points.v_pts), False, HIT_PX)
     return float((okh.sum() + okv.sum()) / (len(okh) + len(okv)))
 
 
