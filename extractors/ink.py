@@ -123,11 +123,22 @@ def written(ink: np.ndarray, blank: Blank, box: tuple[int, int, int, int],
     return region & ~printed
 
 
+def components(mask: np.ndarray, min_size: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
+    """cv2.connectedComponentsWithStats (8-connected): the count, labels and stats, the labels in 16
+    bits where they cannot run out (a third of the time of 32). Two pixels of one 2×2 block touch, so
+    there are no more pieces than blocks, nor than the ink over the least size of a piece."""
+    h, w = mask.shape
+    most = min(((h + 1) // 2) * ((w + 1) // 2), cv2.countNonZero(mask) // min_size)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8,
+                                                           ltype=cv2.CV_16U if most < 65535 else cv2.CV_32S)
+    return n, labels, stats
+
+
 def has_writing(mask: np.ndarray, min_pixels: int = 30, min_component: int = 12) -> bool:
     """Is there something written: enough ink in pieces bigger than specks?"""
     if int(mask.sum()) < min_pixels:
         return False
-    _n, _labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    _n, _labels, stats = components(mask.astype(np.uint8))
     return int(sum(a for a in stats[1:, cv2.CC_STAT_AREA] if a >= min_component)) >= min_pixels
 
 
@@ -185,7 +196,7 @@ def _median(image: np.ndarray, k: int) -> np.ndarray:
 def keep_writing(mask: np.ndarray) -> np.ndarray:
     """The sender's strokes only: rule remnants (long thin pieces) and specks dropped."""
     h, w = mask.shape
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats = components(mask.astype(np.uint8))
     keep = np.zeros(n, bool)
     for i in range(1, n):
         _x, _y, bw, bh, area = stats[i]

@@ -18,6 +18,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from renraku.extractors.ink import components
 from renraku.extractors.templates import Template
 
 WORK_LONG_SIDE = 1169  # A4 at 100 dpi: precise to a quarter millimetre, fast
@@ -70,10 +71,10 @@ def find_lines(work: np.ndarray) -> Lines:
     vmask = cv2.dilate(vmask, np.ones((3, 1), np.uint8))
     h_above, h_below = _nearest(hmask > 0, 0)
     v_left, v_right = _nearest(vmask > 0, 1)
-    return Lines((h, w), h_above, h_below, v_left, v_right, _rule_extents(hmask, vmask))
+    return Lines((h, w), h_above, h_below, v_left, v_right, _rule_extents(hmask, vmask, min(hk, vk)))
 
 
-def _rule_extents(hmask: np.ndarray, vmask: np.ndarray) -> list[tuple[float, float, float, float]]:
+def _rule_extents(hmask: np.ndarray, vmask: np.ndarray, min_rule: int) -> list[tuple[float, float, float, float]]:
     """Where the table's rules span: all long rules, and the same without each outermost one.
 
     A stray line (a signature line, a fold, a streak) would stretch a single extent; leaving out
@@ -83,7 +84,7 @@ def _rule_extents(hmask: np.ndarray, vmask: np.ndarray) -> list[tuple[float, flo
     h, w = hmask.shape
     boxes = []
     for mask in (hmask, vmask):
-        _n, _labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        _n, _labels, stats = components(mask, min_rule)  # every rule holds a run of min_rule pixels
         for x, y, bw, bh, _area in stats[1:]:
             if bw > 0.95 * w or bh > 0.95 * h:
                 continue
