@@ -76,9 +76,19 @@ def without_streaks(ink: np.ndarray, blank: Blank, vertical_px: int, horizontal_
     the given lengths, off the print, are taken away.
     """
     u8 = ink.astype(np.uint8)
-    lines = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((vertical_px, 1), np.uint8))
-    lines |= cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((1, horizontal_px), np.uint8))
-    streaks = cv2.dilate(lines & ~blank.widened, np.ones((3, 3), np.uint8))
+    lines = np.zeros_like(u8)
+    # Each column (row) is opened on its own: only those holding that much ink can keep any.
+    cols = np.flatnonzero(np.count_nonzero(ink, axis=0) >= vertical_px)
+    if len(cols):
+        lines[:, cols] = cv2.morphologyEx(np.ascontiguousarray(u8[:, cols]), cv2.MORPH_OPEN,
+                                          np.ones((vertical_px, 1), np.uint8))
+    rows = np.flatnonzero(np.count_nonzero(ink, axis=1) >= horizontal_px)
+    if len(rows):
+        lines[rows] |= cv2.morphologyEx(u8[rows], cv2.MORPH_OPEN, np.ones((1, horizontal_px), np.uint8))
+    lines &= ~blank.widened
+    if not lines.any():
+        return ink
+    streaks = cv2.dilate(lines, np.ones((3, 3), np.uint8))
     return ink & ~streaks.astype(bool)
 
 
@@ -113,19 +123,44 @@ def written(ink: np.ndarray, blank: Blank, box: tuple[int, int, int, int],
     return region & ~printed
 
 
+def components(mask: np.ndarray, min_size: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
+    """cv2.connectedComponentsWithStats (8-connected): the count, labels and stats, the labels in 16
+    bits where they cannot run out (a third of the time of 32). Two pixels of one 2×2 block touch, so
+    there are no more pieces than blocks, nor than the ink over the least size of a piece."""
+    h, w = mask.shape
+    most = min(((h + 1) // 2) * ((w + 1) // 2), cv2.countNonZero(mask) // min_size)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8,
+                                                           ltype=cv2.CV_16U if most < 65535 else cv2.CV_32S)
+    return n, labels, stats
+
+
 def has_writing(mask: np.ndarray, min_pixels: int = 30, min_component: int = 12) -> bool:
     """Is there something written: enough ink in pieces bigger than specks?"""
     if int(mask.sum()) < min_pixels:
         return False
-    _n, _labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    _n, _labels, stats = components(mask.astype(np.uint8))
     return int(sum(a for a in stats[1:, cv2.CC_STAT_AREA] if a >= min_component)) >= min_pixels
 
 
 def flatten_light(gray: np.ndarray) -> np.ndarray:
     """Divide out uneven light (photos, shadows, grey scans) so the paper is white everywhere."""
     background = _median(cv2.dilate(gray, np.ones((15, 15), np.uint8)), 31)
-    flat = gray.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0) * 255.0
-    return np.clip(flat, 0, 255).astype(np.uint8)
+    table = _quotients()
+    if int(background.min()) == 255:  # white all over (a fax): one row of the table
+        return cv2.LUT(gray, table[255])
+    index = background.astype(np.uint16)
+    index <<= 8
+    index |= gray
+    return table.ravel()[index]
+
+
+@lru_cache(maxsize=1)
+def _quotients() -> np.ndarray:
+    """gray / background · 255 for every (background, gray) pair, in float32 and truncated as the
+    page's own arithmetic was: a lookup is a third of its time (a fax: a tenth)."""
+    gray = np.arange(256, dtype=np.float32)
+    background = np.maximum(np.arange(256, dtype=np.float32), 1.0)
+    return np.clip(gray[None, :] / background[:, None] * 255.0, 0, 255).astype(np.uint8)
 
 
 def _median(image: np.ndarray, k: int) -> np.ndarray:
@@ -139,15 +174,19 @@ def _median(image: np.ndarray, k: int) -> np.ndarray:
     if dark.mean() > 0.05:
         return cv2.medianBlur(image, k)
     out = np.full_like(image, 255)
+    if not dark.any():
+        return out
     r, (h, w) = k // 2, image.shape
     grouped = cv2.dilate(dark, np.ones((k, k), np.uint8))  # blots one window could hold together
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
-    for i in range(1, n):
-        x, y, bw, bh, _area = stats[i]
-        x0, y0, x1, y1 = x, y, x + bw, y + bh  # the pixels whose window holds blots of this cluster
+    # Each cluster's box from its outline (labelling the page cost 30 ms). A cluster inside another's
+    # hole lies in that one's box: counted with it, and taken with it when the box is.
+    outlines, _ = cv2.findContours(grouped, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    for outline in outlines:
+        x0, y0, bw, bh = cv2.boundingRect(outline)
+        x1, y1 = x0 + bw, y0 + bh  # the pixels whose window holds blots of this cluster
         near_border = x0 <= r or y0 <= r or x1 >= w - r or y1 >= h - r
-        if not near_border and int(dark[y0:y1, x0:x1][labels[y0:y1, x0:x1] == i].sum()) <= k * k // 2:
-            continue  # too few to be any window's median
+        if not near_border and int(dark[y0:y1, x0:x1].sum()) <= k * k // 2:
+            continue  # too few to be any window's median (the box's count is at least the cluster's)
         cx0, cy0, cx1, cy1 = max(0, x0 - r), max(0, y0 - r), min(w, x1 + r), min(h, y1 + r)
         part = cv2.medianBlur(np.ascontiguousarray(image[cy0:cy1, cx0:cx1]), k)[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
         out[y0:y1, x0:x1] = np.minimum(out[y0:y1, x0:x1], part)
@@ -157,7 +196,7 @@ def _median(image: np.ndarray, k: int) -> np.ndarray:
 def keep_writing(mask: np.ndarray) -> np.ndarray:
     """The sender's strokes only: rule remnants (long thin pieces) and specks dropped."""
     h, w = mask.shape
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats = components(mask.astype(np.uint8))
     keep = np.zeros(n, bool)
     for i in range(1, n):
         _x, _y, bw, bh, area = stats[i]

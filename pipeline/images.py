@@ -19,6 +19,7 @@ from renraku.errors import BrokenInput
 MAX_PIXELS = 60_000_000  # a 600 dpi A4 scan is 35 Mpx; a 12 Mpx phone photo is common
 MAX_PAGES = 50
 PDF_DPI = 200  # image-only PDF pages are rendered at this resolution
+ORIENTATION = 0x0112  # the EXIF tag of which way up a photo was taken
 
 
 @dataclass
@@ -41,10 +42,14 @@ def _pil_to_gray(img) -> np.ndarray:  # type: ignore[no-untyped-def]
         # a phone photo (3024×4032) as floats at once is 146 MB, and as much again in temporaries.
         rgb = np.asarray(img)
         gray = np.empty(rgb.shape[:2], dtype=np.uint8)
+        floats = np.empty((GRAY_STRIP_ROWS, *rgb.shape[1:]), dtype=np.float32)  # one strip's, reused
         for top in range(0, rgb.shape[0], GRAY_STRIP_ROWS):
-            strip = rgb[top:top + GRAY_STRIP_ROWS].astype(np.float32)
-            luma = 0.299 * strip[..., 0] + 0.587 * strip[..., 1] + 0.114 * strip[..., 2]
-            gray[top:top + GRAY_STRIP_ROWS] = np.clip(luma, 0, 255).astype(np.uint8)
+            strip = floats[:min(GRAY_STRIP_ROWS, rgb.shape[0] - top)]
+            strip[...] = rgb[top:top + GRAY_STRIP_ROWS]
+            luma = strip[..., 0] * np.float32(0.299)
+            luma += strip[..., 1] * np.float32(0.587)
+            luma += strip[..., 2] * np.float32(0.114)
+            gray[top:top + len(strip)] = luma  # 0 ≤ luma < 256: the cast truncates, as clip and astype did
         return gray
     return np.asarray(img, dtype=np.uint8)
 
@@ -81,7 +86,9 @@ def load_image_pages(data: bytes, media_type: str) -> list[PageImage]:
                 img.seek(index)
                 if img.width * img.height > MAX_PIXELS:
                     raise BrokenInput(f"画像が大きすぎます（{img.width}×{img.height} 画素）", code="too_large")
-                frame = ImageOps.exif_transpose(img) if index == 0 and media_type == "image/jpeg" else img
+                frame = img
+                if index == 0 and media_type == "image/jpeg" and img.getexif().get(ORIENTATION, 1) != 1:
+                    frame = ImageOps.exif_transpose(img)  # a copy of the photo even when it has nothing to turn
                 frame.load()
                 dpi = img.info.get("dpi")
                 gray = _pil_to_gray(frame)

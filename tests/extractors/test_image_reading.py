@@ -89,11 +89,28 @@ def test_the_light_of_a_white_page_with_blots_is_flattened_as_over_the_whole_pag
     for _ in range(40):  # specks, bars and blobs, some at the edges (the median replicates them)
         x, y = int(rng.integers(-10, 700)), int(rng.integers(-10, 900))
         page[max(0, y):y + int(rng.integers(2, 45)), max(0, x):x + int(rng.integers(2, 45))] = rng.integers(0, 250)
+    page[300:520, 200:420] = 90  # a frame (a stamp's rim) with blots in its hole: a cluster inside another
+    page[320:500, 220:400] = 255
+    page[400:430, 300:330] = 20
     background = cv2.dilate(page, np.ones((15, 15), np.uint8))
     assert (background < 255).any()
     assert np.array_equal(inks._median(background, 31), cv2.medianBlur(background, 31))
     grey = np.clip(background.astype(int) - 30, 0, 255).astype(np.uint8)  # a scan's grey paper
     assert np.array_equal(inks._median(grey, 31), cv2.medianBlur(grey, 31))
+    for image in (page, grey):  # the table of quotients is the arithmetic it replaced
+        light = cv2.medianBlur(cv2.dilate(image, np.ones((15, 15), np.uint8)), 31).astype(np.float32)
+        flat = np.clip(image.astype(np.float32) / np.maximum(light, 1.0) * 255.0, 0, 255).astype(np.uint8)
+        assert np.array_equal(inks.flatten_light(image), flat)
+
+
+def test_a_box_of_more_specks_than_16_bit_labels_can_count_is_no_writing() -> None:
+    """Pieces of ink are labelled in 16 bits where they fit: 90,000 specks must not overflow the labels."""
+    specks = np.zeros((600, 600), bool)
+    specks[::2, ::2] = True
+    assert not inks.has_writing(specks)
+    assert inks.ocr_crop(np.zeros((600, 600), np.uint8), specks, (0, 0, 600, 600)) is None
+    specks[100:140, 100:400] = True  # and a stroke among them is writing
+    assert inks.has_writing(specks)
 
 
 def test_marks_and_empty_boxes_on_a_scan(read_ctx) -> None:
