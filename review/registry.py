@@ -41,7 +41,7 @@ def search_words() -> Any:
     words = request.form.get("q", "")[:100]
     if normalize.searchable(words):
         kept = dict(list(session.get("registry_words", {}).items())[-(KEPT_SEARCHES - 1):])
-        args["w"] = key = secrets.token_urlsafe(6)
+        args["w"] = key = secrets.token_hex(6)  # not urlsafe: its "_" and "-" read like words typed
         session["registry_words"] = kept | {key: words}
     return redirect(url_for("registry.search", **args), code=303)
 
