@@ -50,7 +50,8 @@ def ocr_prepared(pages: list[tuple[ImageReader, PreparedPage]],
     disagreeing = [reader.disagreeing(found) for (reader, _page), found in zip(pages, results, strict=True)]
     doubtful = [{k for k, rs in found.items() if k in disagreeing[p] or any(reader.needs_more(k, r) for r in rs)}
                 for p, ((reader, _page), found) in enumerate(zip(pages, results, strict=True))]
-    confirming = [reader.confirmed_only(found) for (reader, _page), found in zip(pages, results, strict=True)]
+    confirming = [reader.confirmed_only(found, disagreeing[p])
+                  for p, ((reader, _page), found) in enumerate(zip(pages, results, strict=True))]
     for s in range(max((len(reader.stages) for reader, _page in pages), default=0)):
         more, more_owners = [], []
         for p, request in zip(owners, plain, strict=True):

@@ -294,13 +294,14 @@ class ImageReader:
         fixed = self._repair(spec, reading.text)
         return not (fixed.plausible and normalize.normalise(spec.kind, fixed.value).ok) or bool(fixed.repairs)
 
-    def confirmed_only(self, results: dict[Hashable, list[ocr.Reading]]) -> set[str]:
+    def confirmed_only(self, results: dict[Hashable, list[ocr.Reading]],
+                       disagreeing: set[Hashable] | None = None) -> set[str]:
         """Crops read again only to confirm a confident plain reading (`read_again_kinds`): their value
         stays the plain reading's, the other readings are evidence (agreement) and nothing more — on
         the dev set a vote of them turned right names wrong as often as wrong ones right."""
         if not self.read_again_kinds:
             return set()
-        disagreeing = self.disagreeing(results)
+        disagreeing = self.disagreeing(results) if disagreeing is None else disagreeing
         return {str(path) for path, rs in results.items()
                 if path != TITLE and path not in disagreeing and str(path) in self.specs
                 and self.specs[str(path)].kind in self.read_again_kinds and rs and not self._doubtful(path, rs[0])}
