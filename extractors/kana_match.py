@@ -9,14 +9,20 @@ the usual sound changes (voicing inside a word, a glottal stop).
 from __future__ import annotations
 
 import bisect
+import hashlib
+import logging
+import os
 import re
+import struct
+import tempfile
 import threading
 import unicodedata
 from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from renraku import normalize
 from renraku.extractors import glyphs
@@ -32,6 +38,10 @@ _UNVOICED = str.maketrans("がぎぐげござじずぜぞだぢづでどばび�
 
 
 _IGNORED = re.compile(r"[\s・･、,.．。()（）「」\-‐－]")
+
+log = logging.getLogger(__name__)
+
+_I = TypeVar("_I", bound="_Index")
 
 
 class _Index:
@@ -65,6 +75,39 @@ class _Index:
         for i in range(len(self)):
             key = self._key(i)
             yield key, self._text[self._starts[i] + len(key) + 1:self._starts[i + 1] - 1]
+
+    _MAGIC = b"renraku-index-1\n"
+
+    def dump(self, path: Path) -> None:
+        """Write it for `load`, whole or not at all (renamed into place): processes may race."""
+        text = self._text.encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self._MAGIC + struct.pack("<QQ", len(self._starts), len(text)))
+                fh.write(self._starts.tobytes())
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls: type[_I], path: Path) -> _I:
+        """What `dump` wrote; ValueError for anything else (a file cut short, another version)."""
+        data = path.read_bytes()
+        head = len(cls._MAGIC) + 16
+        if not data.startswith(cls._MAGIC) or len(data) < head:
+            raise ValueError(f"not an index: {path}")
+        n, size = struct.unpack_from("<QQ", data, len(cls._MAGIC))
+        starts = array("I")
+        if len(data) != head + n * starts.itemsize + size:
+            raise ValueError(f"an index cut short: {path}")
+        starts.frombytes(data[head:head + n * starts.itemsize])
+        index = cls.__new__(cls)
+        index._text, index._starts = data[head + n * starts.itemsize:].decode(), starts
+        return index
 
 
 class _Kanwa(_Index):
@@ -108,8 +151,42 @@ def _kanwa() -> _Kanwa:
     with _KANWA_LOCK:
         table = state["_jisyo_table"]
         if not isinstance(table, _Kanwa):
-            state["_jisyo_table"] = _Kanwa(table if table is not None else Kanwa()._jisyo_table)
+            state["_jisyo_table"] = (_cached(_Kanwa, "kanwa", lambda: _Kanwa(Kanwa()._jisyo_table)) if table is None
+                                     else _Kanwa(table))
         return state["_jisyo_table"]
+
+
+def _cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "renraku"
+
+
+def _cache_key() -> str:
+    """Changes with pykakasi's dictionary file and with this module (which builds the indexes)."""
+    from pykakasi.properties import Configurations
+
+    source = Path(Configurations.dictpath(Configurations.jisyo_kanwa)).stat()
+    own = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    return hashlib.sha256(f"{source.st_size}:{source.st_mtime_ns}:{own}".encode()).hexdigest()[:16]
+
+
+def _cached(cls: type[_I], name: str, build: Any) -> _I:
+    """An index built once for this machine and kept in the user's cache folder: building it from
+    pykakasi's dictionary takes 2.5 s of CPU and 150 MB for a moment in every process that reads
+    (each `renraku process`), loading it 20 ms. Built in memory when the folder cannot be written."""
+    path = _cache_dir() / f"{name}-{_cache_key()}.idx"
+    try:
+        return cls.load(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        log.warning("the dictionary cache %s could not be read; building it again", path.name)
+    index = build()
+    try:
+        index.dump(path)
+    except OSError as exc:
+        log.info("the dictionary cache could not be written (%s); it is built in each process", exc.strerror)
+    return index
 
 
 @lru_cache(maxsize=4096)
@@ -211,6 +288,10 @@ COMMON_KANJI_WORDS = 30
 def _spellings() -> _Index:
     """Every dictionary word of up to four everyday characters, by its reading (words split by \\t):
     how a part of a name can be written."""
+    return _cached(_Index, "spellings", _build_spellings)
+
+
+def _build_spellings() -> _Index:
     uses: dict[str, int] = defaultdict(int)
     for _first, words in _kanwa().items():
         for line in words.split("\n"):

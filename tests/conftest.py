@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,16 @@ from renraku.extractors.templates import Template, load_templates
 from renraku.pipeline.read import ReadContext
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A cache folder of this test run (the dictionary indexes, extractors/kana_match.py), not the user's."""
+    config.renraku_cache = tempfile.mkdtemp(prefix="renraku-test-cache-")  # type: ignore[attr-defined]
+    os.environ["XDG_CACHE_HOME"] = config.renraku_cache  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(getattr(config, "renraku_cache", ""), ignore_errors=True)
 
 
 def shared_dir() -> Path | None:
