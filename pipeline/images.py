@@ -40,12 +40,14 @@ def _pil_to_gray(img) -> np.ndarray:  # type: ignore[no-untyped-def]
     if img.mode == "RGB":
         # Luma, but keep red ink (seals) dark enough to be seen on a white page. In strips of rows:
         # a phone photo (3024×4032) as floats at once is 146 MB, and as much again in temporaries.
-        rgb = np.asarray(img)
-        gray = np.empty(rgb.shape[:2], dtype=np.uint8)
-        floats = np.empty((GRAY_STRIP_ROWS, *rgb.shape[1:]), dtype=np.float32)  # one strip's, reused
-        for top in range(0, rgb.shape[0], GRAY_STRIP_ROWS):
-            strip = floats[:min(GRAY_STRIP_ROWS, rgb.shape[0] - top)]
-            strip[...] = rgb[top:top + GRAY_STRIP_ROWS]
+        # Each strip is taken from Pillow's pixels on its own: np.asarray of the whole photo is a
+        # copy of its 36 MB of colour, beside Pillow's own.
+        width, height = img.size
+        gray = np.empty((height, width), dtype=np.uint8)
+        floats = np.empty((GRAY_STRIP_ROWS, width, 3), dtype=np.float32)  # one strip's, reused
+        for top in range(0, height, GRAY_STRIP_ROWS):
+            strip = floats[:min(GRAY_STRIP_ROWS, height - top)]
+            strip[...] = np.asarray(img.crop((0, top, width, top + len(strip))))
             luma = strip[..., 0] * np.float32(0.299)
             luma += strip[..., 1] * np.float32(0.587)
             luma += strip[..., 2] * np.float32(0.114)
@@ -55,6 +57,19 @@ def _pil_to_gray(img) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 GRAY_STRIP_ROWS = 256
+
+# How to turn a page's pixels upright for each EXIF orientation, as ImageOps.exif_transpose turns
+# the photo: done on the grey page (12 MB for a 12 Mpx photo) instead of the colour one (36 MB).
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.T,
+    6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].T, 8: lambda a: np.rot90(a),
+}
+
+
+def upright(gray: np.ndarray, orientation: int) -> np.ndarray:
+    """The page as the photographer held it (EXIF orientation 1–8; other values leave it as it is)."""
+    turn = _UPRIGHT.get(orientation)
+    return gray if turn is None else np.ascontiguousarray(turn(gray))
 
 
 def _square_pixels(gray: np.ndarray, xdpi: float, ydpi: float) -> tuple[np.ndarray, float]:
@@ -71,7 +86,7 @@ def _square_pixels(gray: np.ndarray, xdpi: float, ydpi: float) -> tuple[np.ndarr
 
 def load_image_pages(data: bytes, media_type: str) -> list[PageImage]:
     """Every frame of a TIFF, or the one image of a JPEG/PNG, upright and with square pixels."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
@@ -86,12 +101,11 @@ def load_image_pages(data: bytes, media_type: str) -> list[PageImage]:
                 img.seek(index)
                 if img.width * img.height > MAX_PIXELS:
                     raise BrokenInput(f"画像が大きすぎます（{img.width}×{img.height} 画素）", code="too_large")
-                frame = img
-                if index == 0 and media_type == "image/jpeg" and img.getexif().get(ORIENTATION, 1) != 1:
-                    frame = ImageOps.exif_transpose(img)  # a copy of the photo even when it has nothing to turn
-                frame.load()
+                img.load()
                 dpi = img.info.get("dpi")
-                gray = _pil_to_gray(frame)
+                gray = _pil_to_gray(img)
+                if index == 0 and media_type == "image/jpeg":
+                    gray = upright(gray, img.getexif().get(ORIENTATION, 1))
                 if dpi and media_type == "image/tiff":
                     xdpi, ydpi = float(dpi[0]), float(dpi[1])
                     gray, true_dpi = _square_pixels(gray, xdpi, ydpi)
