@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,21 +105,42 @@ def prepare_page(page: Page, ctx: ReadContext) -> PageResult:
     return result
 
 
+Ahead = dict[int, "Future[PageResult]"]  # pages already handed to the workers, by id(page)
+
+
+def prepare_ahead(pages: list[Page], pool: Executor | None) -> Ahead:
+    """Hand pages to the page workers as soon as they are loaded: while they prepare them, this
+    process opens the next files of the window (decoding a photo, parsing a message) instead of
+    leaving the workers idle until the window is full. `read_pages` takes them from there. A page's
+    pixels are let go once it is prepared (its crops and picture are in the result, as with
+    `release`): a window's photos are not all held while the last ones are decoded."""
+    if pool is None:
+        return {}
+    ahead = {}
+    for page in pages:
+        ahead[id(page)] = future = pool.submit(_prepare_in_worker, page)
+        future.add_done_callback(lambda _done, page=page: setattr(page, "image", None))
+    return ahead
+
+
 def read_pages(pages: list[Page], ctx: ReadContext, pool: Executor | None = None, *,
-               release: bool = False) -> list[PageResult]:
+               release: bool = False, ahead: Ahead | None = None) -> list[PageResult]:
     """Read pages: prepared in parallel (given a pool), the OCR of all of them batched, then finished.
 
     `release`: drop each page's pixels once it is prepared (its crops and picture are in the result):
     the OCR of the whole window, the long part, then runs without a window of page images held.
+    `ahead`: pages `prepare_ahead` has handed to the workers already.
     """
-    if pool is not None and len(pages) > 1:
+    ahead = ahead or {}
+    if pool is not None and (len(pages) > 1 or ahead):
         from renraku.extractors.corroboration import warm
 
         images = any(p.kind == "image" for p in pages)
         warming = threading.Thread(target=warm, args=(ctx.config,), daemon=True)
         if images:
             warming.start()  # this process only waits for the workers meanwhile
-        prepared = pool.map(_prepare_in_worker, pages)
+        futures = [ahead.get(id(p)) or pool.submit(_prepare_in_worker, p) for p in pages]
+        prepared: Iterator[PageResult] = (f.result() for f in futures)
     else:
         prepared = (_safely(prepare_page, p, ctx) for p in pages)
         images = False
@@ -205,10 +226,11 @@ def walk(doc: DocumentResult) -> Iterator[DocumentResult]:
         yield from walk(child)
 
 
-def read_opened(docs: list[DocumentResult], ctx: ReadContext, pool: Executor | None = None) -> None:
+def read_opened(docs: list[DocumentResult], ctx: ReadContext, pool: Executor | None = None,
+                ahead: Ahead | None = None) -> None:
     """Read every loaded page of the documents and their attachments, in parallel given a pool."""
     parts = [d for doc in docs for d in walk(doc) if d.loaded]
-    results = read_pages([p for d in parts for p in d.loaded], ctx, pool, release=True)
+    results = read_pages([p for d in parts for p in d.loaded], ctx, pool, release=True, ahead=ahead)
     it = iter(results)
     for d in parts:
         d.pages = [next(it) for _ in d.loaded]

@@ -30,7 +30,16 @@ from renraku.extractors.corroboration import Links
 from renraku.pipeline import faults
 from renraku.pipeline.claims import FileClaims, open_claims
 from renraku.pipeline.progress import Progress
-from renraku.pipeline.read import DocumentResult, give_back_memory, open_document, page_pool, read_opened, walk
+from renraku.pipeline.read import (
+    Ahead,
+    DocumentResult,
+    give_back_memory,
+    open_document,
+    page_pool,
+    prepare_ahead,
+    read_opened,
+    walk,
+)
 from renraku.sinks import models as m
 from renraku.sinks.notify import notify_urgent
 from renraku.sinks.records import document_by_sha, record_applications, record_document, record_message
@@ -150,6 +159,7 @@ class Batch:
         self.claims = open_claims(ctx.engine, ctx.settings.home) if claims is None else claims
         self._t0 = time.monotonic()
         self.pool: Executor | None = None  # started with the first item (an idle poll forks no workers)
+        self._ahead: Ahead = {}  # the window's pages already with the workers (`prepare_ahead`)
         self.lost_keywords = intake_config(ctx.settings).get("lost_device", {}).get("keywords", [])
         self.shared_boxes = {t.form_id: Links.of(t).shared for t in ctx.reading.templates}
         with ctx.sessions.begin() as session:
@@ -221,6 +231,7 @@ class Batch:
             loaded = [page for part in walk(doc) for page in part.loaded] if doc is not None else []
             pages += len(loaded)
             images = sum(page.image.pixels.nbytes for page in loaded if page.image is not None)
+            self._ahead |= prepare_ahead(loaded, self.pool)
             if images:
                 give_back_memory()  # what decoding them freed, before the next is decoded
             pixels += images
@@ -232,7 +243,8 @@ class Batch:
     def _read_and_record(self, opened: list[tuple[Received, str, DocumentResult | None]]) -> list[ItemOutcome]:
         self.report.pages_read += sum(len(part.loaded) for _i, _d, doc in opened if doc is not None
                                       for part in walk(doc))
-        read_opened([doc for _i, _d, doc in opened if doc is not None], self.ctx.reading, self.pool)
+        ahead, self._ahead = self._ahead, {}
+        read_opened([doc for _i, _d, doc in opened if doc is not None], self.ctx.reading, self.pool, ahead)
         outcomes = []
         for item, digest, doc in opened:
             outcome = self._duplicate(item, digest) if doc is None else self._record(item, doc)

@@ -109,9 +109,9 @@ def windows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     read_at_once: list[int] = []
     real = run.read_opened
 
-    def counting(docs, reading, pool=None):
+    def counting(docs, reading, pool=None, ahead=None):
         read_at_once.append(sum(len(d.loaded) for doc in docs for d in run.walk(doc)))
-        return real(docs, reading, pool)
+        return real(docs, reading, pool, ahead)
     monkeypatch.setattr(run, "read_opened", counting)
     return read_at_once
 
