@@ -148,6 +148,25 @@ def test_a_window_holds_a_bounded_size_of_page_images(ctx: Context, tmp_path: Pa
     assert report.count("recorded") == 5 and counts(ctx)["pages"] == 5
 
 
+def test_no_tesseract_model_is_held_between_windows(ctx: Context, dev_set: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six loaded models are 178 MB: they are let go after each window's OCR, not held while the next
+    window's files are opened and prepared (the batch's largest moment, docs/scale.md)."""
+    from renraku.extractors import ocr
+
+    monkeypatch.setattr(run, "PAGES_AHEAD", 1)
+    held: list[int] = []
+    real = run.open_document
+
+    def opening(*args, **kwargs):
+        held.append(sum(len(free) for free in ocr._ENGINES.values()))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(run, "open_document", opening)
+    faxes = sorted((dev_set / "files").glob("*.tif"))[:2]
+    report = process_paths(ctx, faxes)
+    assert report.count("recorded") == 2 and held == [0, 0]
+
+
 def test_a_rerun_after_a_kill_reads_only_the_pages_not_recorded(ctx: Context, tmp_path: Path) -> None:
     """Killed after two of three files were recorded: the rerun takes those two as duplicates by their
     hash, unopened, and reads the third file's pages only (the batch's stats say how many it read)."""
