@@ -226,21 +226,48 @@ def export_rows(session: Session) -> Sequence[Sequence[Any]]:
 
 
 def _joined_rows(session: Session) -> list[bytes]:
-    """Each row's values joined by UNIT in the database, as UTF-8 bytes: one value per row, not twelve.
+    """Each row's values joined by UNIT in the database, as UTF-8 bytes: one value per row, not twelve,
+    fetched through the driver's cursor, without SQLAlchemy's Row.
 
-    Ordered in a subquery, so that PostgreSQL sorts the values and joins them after (it sorted the
-    joined rows on disk otherwise); fetched through the driver's cursor, without SQLAlchemy's Row."""
+    SQLite: format() (NULL as "") over the values ordered in a subquery, as SQLite's own UTF-8 bytes."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _joined_rows_postgresql(session)
     columns = _export_columns(session)
     inner = _export_select(*(c.label(f"v{i}") for i, c in enumerate(columns)),
                            m.Facility.id.label("facility"), m.Staff.id.label("person")).subquery()
     values = [inner.c[f"v{i}"] for i in range(len(columns))]
-    joined = func.format(UNIT.join(["%s"] * len(values)), *values, type_=String)  # NULL as ""
-    execute: dict[str, Any] = {}
-    if session.get_bind().dialect.name == "postgresql":
-        joined, execute = func.convert_to(joined, "UTF8", type_=LargeBinary), {"binary": True}  # bytea as it is
-    else:
-        joined = cast(joined, LargeBinary)  # SQLite's own UTF-8 bytes
-    return first_column(session, select(joined).order_by(inner.c.facility, inner.c.person), **execute)
+    joined = cast(func.format(UNIT.join(["%s"] * len(values)), *values, type_=String), LargeBinary)
+    return first_column(session, select(joined).order_by(inner.c.facility, inner.c.person))
+
+
+def _joined_rows_postgresql(session: Session) -> list[bytes]:
+    """The same lines as PostgreSQL makes them cheapest: its server's work was two thirds of the export.
+
+    There format() of twelve values, to_char of the date and convert_to into bytes were 40 % of
+    the server's time. Here `||` joins the values, each facility's five once, not once per person
+    (OFFSET 0 keeps PostgreSQL from merging that subquery into the join); a person's seven values
+    are NULL together only where a facility has no one (then seven empty values); the date is text
+    by DateStyle ISO; and the text leaves the server as it is stored (client_encoding UTF8), read
+    as bytes. Both settings are SET LOCAL: the caller's connection keeps its own afterwards."""
+    f, p = m.Facility, m.Staff
+    session.execute(select(func.set_config("client_encoding", "UTF8", True), func.set_config("DateStyle", "ISO", True)))
+    facility = select(f.id, (_unit_joined(f.name, f.name_kana, f.postal_code, f.address, f.phone) + UNIT)
+                      .label("head")).offset(0).subquery()
+    suspended = select(m.Case.staff_id).where(m.Case.state != "resolved", m.Case.staff_id.is_not(None))
+    person = _unit_joined(p.name, p.name_kana, p.job, case((p.admin, "○"), else_=""), p.email,
+                          func.coalesce(cast(p.registered_on, String), ""), case((p.id.in_(suspended), "○"), else_=""))
+    line = facility.c.head + func.coalesce(person, UNIT * 6, type_=String)
+    return first_column(session, select(line).select_from(facility)
+                        .outerjoin(p, and_(p.facility_id == facility.c.id, p.active))
+                        .order_by(facility.c.id, p.id), text_as_bytes=True)
+
+
+def _unit_joined(*values: Any) -> Any:
+    """`a || UNIT || b || …` in SQL: NULL if any value is."""
+    joined = values[0]
+    for value in values[1:]:
+        joined = joined + UNIT + value
+    return joined
 
 
 UNIT = "\x1f"  # joins a row's values in the database: normalize.text makes it a space, so no value should hold it
@@ -258,13 +285,15 @@ def export_csv(session: Session, out: Path) -> int:
     from their values split again; should a value hold the joining byte itself, csv.writer writes
     every row from the values as the database has them."""
     lines = _joined_rows(session)
-    body = b"\r\n".join(lines) + b"\r\n" if lines else b""
     unit, n = UNIT.encode(), len(lines)
-    splits = body.count(unit) == len(COLUMNS) * n  # twelve values, eleven joins a row: no value holds UNIT
+    values = b"".join(lines)  # no line breaks of the file's own: `in` finds one in a value as fast as memchr
+    splits = values.count(unit) == len(COLUMNS) * n  # twelve values, eleven joins a row: no value holds UNIT
+    plain = splits and not any(byte in values for byte in (b",", b'"', b"\r", b"\n"))
+    del values
     with open(out, "wb") as fh:
         fh.write(HEADER)
-        if splits and body.count(b"\r") == body.count(b"\n") == n and b"," not in body and b'"' not in body:
-            fh.write(body.replace(unit, b","))  # nothing to quote
+        if plain:
+            fh.write(b"\r\n".join([*lines, b""]).replace(unit, b","))  # nothing to quote
         elif splits:
             fh.writelines(map(_csv_line, lines))
         else:
