@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from itertools import chain
+from collections.abc import Iterator
+from contextlib import closing
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -93,34 +95,36 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-STREAM_CHUNK = 1000  # rows per result when the rows come in chunks: 250 KB of the registry export
+def first_column(session: Session, statement: Executable, chunk: int, *,
+                 text_as_bytes: bool = False) -> Iterator[list[Any]]:
+    """The first value of every row, `chunk` rows at a time, from the driver's own cursor in the
+    session's transaction (close the iterator to stop early: the cursor is then closed).
 
-
-def first_column(session: Session, statement: Executable, *, text_as_bytes: bool = False) -> list[Any]:
-    """The first value of every row, from the driver's own cursor in the session's transaction.
-
-    For a bulk read: SQLAlchemy's Row objects cost 60-80 ms per 50,000 rows. `text_as_bytes`
-    (PostgreSQL): text comes in binary and stays the bytes the server sent, in the connection's
-    encoding, not decoded into str; the rows come in chunks as the server sends them (libpq >= 17),
-    so that they are read while the server still works, and no 10 MB result is held twice."""
+    For a bulk read: SQLAlchemy's Row objects cost 60-80 ms per 50,000 rows, and a whole result held
+    at once is one more copy of it. `text_as_bytes` (PostgreSQL): text comes in binary and stays the
+    bytes the server sent, in the connection's encoding, not decoded into str; the rows come in chunks
+    as the server sends them (libpq >= 17), so that they are used while the server still works."""
     connection = session.connection()
     compiled = statement.compile(connection)
     params = compiled.construct_params()
     query = compiled.string
-    values = [params[k] for k in compiled.positiontup or ()] if compiled.positional else params
+    bound = [params[k] for k in compiled.positiontup or ()] if compiled.positional else params
     cursor = connection.connection.cursor()
     try:
-        if not text_as_bytes:
-            cursor.execute(query, values)
-            return list(chain.from_iterable(cursor.fetchall()))
-        from psycopg import capabilities
-        from psycopg.types.string import ByteaBinaryLoader
+        if text_as_bytes:
+            from psycopg import capabilities
+            from psycopg.types.string import ByteaBinaryLoader
 
-        cursor.adapters.register_loader("text", ByteaBinaryLoader)
-        if capabilities.has_stream_chunked():
-            return [value for (value,) in cursor.stream(query, values, binary=True, size=STREAM_CHUNK)]
-        cursor.execute(query, values, binary=True)
-        return list(chain.from_iterable(cursor.fetchall()))
+            cursor.adapters.register_loader("text", ByteaBinaryLoader)
+            if capabilities.has_stream_chunked():
+                with closing(cursor.stream(query, bound, binary=True, size=chunk)) as rows:  # stopped: cancelled
+                    while values := [value for (value,) in islice(rows, chunk)]:
+                        yield values
+                return
+            cursor.execute(query, bound, binary=True)
+        else:
+            cursor.execute(query, bound)
+        while rows := cursor.fetchmany(chunk):
+            yield [value for (value,) in rows]
     finally:
         cursor.close()
-

@@ -17,10 +17,11 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import LargeBinary, Select, String, and_, case, cast, func, or_, select, type_coerce
 from sqlalchemy.orm import Session, selectinload
@@ -225,9 +226,9 @@ def export_rows(session: Session) -> Sequence[Sequence[Any]]:
     return session.connection().execute(_export_select(*_export_columns(session))).all()
 
 
-def _joined_rows(session: Session) -> list[bytes]:
+def _joined_rows(session: Session) -> Iterator[list[bytes]]:
     """Each row's values joined by UNIT in the database, as UTF-8 bytes: one value per row, not twelve,
-    fetched through the driver's cursor, without SQLAlchemy's Row.
+    in chunks, through the driver's cursor, without SQLAlchemy's Row.
 
     SQLite: format() (NULL as "") over the values ordered in a subquery, as SQLite's own UTF-8 bytes."""
     if session.get_bind().dialect.name == "postgresql":
@@ -237,10 +238,10 @@ def _joined_rows(session: Session) -> list[bytes]:
                            m.Facility.id.label("facility"), m.Staff.id.label("person")).subquery()
     values = [inner.c[f"v{i}"] for i in range(len(columns))]
     joined = cast(func.format(UNIT.join(["%s"] * len(values)), *values, type_=String), LargeBinary)
-    return first_column(session, select(joined).order_by(inner.c.facility, inner.c.person))
+    return first_column(session, select(joined).order_by(inner.c.facility, inner.c.person), CHUNK)
 
 
-def _joined_rows_postgresql(session: Session) -> list[bytes]:
+def _joined_rows_postgresql(session: Session) -> Iterator[list[bytes]]:
     """The same lines as PostgreSQL makes them cheapest: its server's work was two thirds of the export.
 
     There format() of twelve values, to_char of the date and convert_to into bytes were 40 % of
@@ -259,7 +260,7 @@ def _joined_rows_postgresql(session: Session) -> list[bytes]:
     line = facility.c.head + func.coalesce(person, UNIT * 6, type_=String)
     return first_column(session, select(line).select_from(facility)
                         .outerjoin(p, and_(p.facility_id == facility.c.id, p.active))
-                        .order_by(facility.c.id, p.id), text_as_bytes=True)
+                        .order_by(facility.c.id, p.id), CHUNK, text_as_bytes=True)
 
 
 def _unit_joined(*values: Any) -> Any:
@@ -270,6 +271,7 @@ def _unit_joined(*values: Any) -> Any:
     return joined
 
 
+CHUNK = 1000  # rows read at a time (250 KB of the file): written while the database makes the next ones
 UNIT = "\x1f"  # joins a row's values in the database: normalize.text makes it a space, so no value should hold it
 HEADER = (",".join([*COLUMNS, "suspended"]) + "\r\n").encode()
 _QUOTED = re.compile(b'[,"\r\n]')  # what makes csv.writer quote a value
@@ -279,26 +281,38 @@ def export_csv(session: Session, out: Path) -> int:
     """Write the registry in the import format (so it can be imported again), as csv.writer writes it.
 
     At 50,000 staff, Python code per person (a value, a row object, csv.writer's quoting) cost more
-    than the query: the database joins each row's values, and when no value holds a comma, a quote
-    or a line break (csv.writer would quote nothing) the rows are written as they came, with commas
-    for the joins. Otherwise so is each row that needs no quotes, and csv.writer writes the others
-    from their values split again; should a value hold the joining byte itself, csv.writer writes
-    every row from the values as the database has them."""
-    lines = _joined_rows(session)
-    unit, n = UNIT.encode(), len(lines)
-    values = b"".join(lines)  # no line breaks of the file's own: `in` finds one in a value as fast as memchr
-    splits = values.count(unit) == len(COLUMNS) * n  # twelve values, eleven joins a row: no value holds UNIT
-    plain = splits and not any(byte in values for byte in (b",", b'"', b"\r", b"\n"))
-    del values
+    than the query: the database joins each row's values, and the rows are written as they come, a
+    chunk at a time while the database still works, with commas for the joins, when no value holds
+    a comma, a quote or a line break (csv.writer would quote nothing). Otherwise so is each row that
+    needs no quotes, and csv.writer writes the others from their values split again; should a value
+    hold the joining byte itself, csv.writer writes every row from the values as the database has them."""
     with open(out, "wb") as fh:
         fh.write(HEADER)
-        if plain:
-            fh.write(b"\r\n".join([*lines, b""]).replace(unit, b","))  # nothing to quote
-        elif splits:
-            fh.writelines(map(_csv_line, lines))
-        else:
-            with io.TextIOWrapper(fh, encoding="utf-8", newline="") as text:
-                csv.writer(text).writerows(export_rows(session))
+        n = _write_joined(session, fh)
+        if n is not None:
+            return n
+        fh.seek(len(HEADER))
+        fh.truncate()
+        rows = export_rows(session)
+        with io.TextIOWrapper(fh, encoding="utf-8", newline="") as text:
+            csv.writer(text).writerows(rows)
+        return len(rows)
+
+
+def _write_joined(session: Session, fh: BinaryIO) -> int | None:
+    """The rows as the database joined them: how many, or None if a value holds UNIT (then nothing
+    tells the values apart)."""
+    unit, n = UNIT.encode(), 0
+    with closing(_joined_rows(session)) as chunks:  # stopped early, the cursor is closed before export_rows
+        for lines in chunks:
+            values = b"".join(lines)  # no line breaks of the file's own: `in` finds one in a value at memchr's speed
+            if values.count(unit) != len(COLUMNS) * len(lines):  # twelve values, eleven joins a row
+                return None
+            if any(byte in values for byte in (b",", b'"', b"\r", b"\n")):
+                fh.writelines(map(_csv_line, lines))
+            else:
+                fh.write(b"\r\n".join([*lines, b""]).replace(unit, b","))  # nothing to quote
+            n += len(lines)
     return n
 
 

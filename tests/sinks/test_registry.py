@@ -252,8 +252,12 @@ WITH_CR = HIKARI + '鈴木 健二,,"薬剤師\r主任",,kenji@c.example.jp,,○\
 WITH_SEPARATOR = HIKARI + "鈴木\x1f健二,,薬剤師,,kenji@c.example.jp,,○\r\n" + MARUKO
 
 
-def test_the_registry_export_is_the_same_bytes_whatever_the_values_hold(any_database: Context, tmp_path: Path) -> None:
-    """No one, plain values (nothing to quote), a carriage return, then the byte the database joins values with."""
+@pytest.mark.parametrize("chunk", [1000, 1], ids=["one-read", "a-read-a-row"])
+def test_the_registry_export_is_the_same_bytes_whatever_the_values_hold(
+        any_database: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """No one, plain values (nothing to quote), a carriage return, then the byte the database joins values with;
+    the rows read all at once, or one at a time (the joining byte then stops the reading after the first row)."""
+    monkeypatch.setattr("renraku.sinks.registry.CHUNK", chunk)
     ctx = any_database
     assert exported(ctx, tmp_path / "empty.csv") == HEADER.encode("utf-8")
     with ctx.sessions.begin() as s:
