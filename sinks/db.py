@@ -95,8 +95,8 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def first_column(session: Session, statement: Executable, chunk: int, *,
-                 text_as_bytes: bool = False) -> Iterator[list[Any]]:
+def first_column_chunks(session: Session, statement: Executable, chunk: int, *,
+                        text_as_bytes: bool = False) -> Iterator[list[Any]]:
     """The first value of every row, `chunk` rows at a time, from the driver's own cursor in the
     session's transaction (close the iterator to stop early: the cursor is then closed).
 

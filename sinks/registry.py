@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 from renraku import normalize
 from renraku.errors import DecisionRefused, RegistryImportError
 from renraku.sinks import models as m
-from renraku.sinks.db import first_column
+from renraku.sinks.db import first_column_chunks
 from renraku.validators import ApplicationView, KnownStaff, RuleContext
 from renraku.validators.common import label, rows
 from renraku.validators.emails import email_problem
@@ -238,7 +238,7 @@ def _joined_rows(session: Session) -> Iterator[list[bytes]]:
                            m.Facility.id.label("facility"), m.Staff.id.label("person")).subquery()
     values = [inner.c[f"v{i}"] for i in range(len(columns))]
     joined = cast(func.format(UNIT.join(["%s"] * len(values)), *values, type_=String), LargeBinary)
-    return first_column(session, select(joined).order_by(inner.c.facility, inner.c.person), CHUNK)
+    return first_column_chunks(session, select(joined).order_by(inner.c.facility, inner.c.person), CHUNK)
 
 
 def _joined_rows_postgresql(session: Session) -> Iterator[list[bytes]]:
@@ -247,9 +247,10 @@ def _joined_rows_postgresql(session: Session) -> Iterator[list[bytes]]:
     There format() of twelve values, to_char of the date and convert_to into bytes were 40 % of
     the server's time. Here `||` joins the values, each facility's five once, not once per person
     (OFFSET 0 keeps PostgreSQL from merging that subquery into the join); a person's seven values
-    are NULL together only where a facility has no one (then seven empty values); the date is text
-    by DateStyle ISO; and the text leaves the server as it is stored (client_encoding UTF8), read
-    as bytes. Both settings are SET LOCAL: the caller's connection keeps its own afterwards."""
+    are NULL together only where a facility has no one (then seven empty values: all but the date
+    are NOT NULL); the date is text by DateStyle ISO; and the text leaves the server as UTF-8
+    (client_encoding) and is read as those bytes, not decoded and encoded again. Both settings are
+    SET LOCAL: the caller's connection keeps its own afterwards."""
     f, p = m.Facility, m.Staff
     session.execute(select(func.set_config("client_encoding", "UTF8", True), func.set_config("DateStyle", "ISO", True)))
     facility = select(f.id, (_unit_joined(f.name, f.name_kana, f.postal_code, f.address, f.phone) + UNIT)
@@ -258,9 +259,9 @@ def _joined_rows_postgresql(session: Session) -> Iterator[list[bytes]]:
     person = _unit_joined(p.name, p.name_kana, p.job, case((p.admin, "○"), else_=""), p.email,
                           func.coalesce(cast(p.registered_on, String), ""), case((p.id.in_(suspended), "○"), else_=""))
     line = facility.c.head + func.coalesce(person, UNIT * 6, type_=String)
-    return first_column(session, select(line).select_from(facility)
-                        .outerjoin(p, and_(p.facility_id == facility.c.id, p.active))
-                        .order_by(facility.c.id, p.id), CHUNK, text_as_bytes=True)
+    lines = (select(line).select_from(facility).outerjoin(p, and_(p.facility_id == facility.c.id, p.active))
+             .order_by(facility.c.id, p.id))
+    return first_column_chunks(session, lines, CHUNK, text_as_bytes=True)
 
 
 def _unit_joined(*values: Any) -> Any:
