@@ -17,10 +17,11 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import LargeBinary, Select, String, and_, case, cast, func, or_, select, type_coerce
 from sqlalchemy.orm import Session, selectinload
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 from renraku import normalize
 from renraku.errors import DecisionRefused, RegistryImportError
 from renraku.sinks import models as m
-from renraku.sinks.db import first_column
+from renraku.sinks.db import first_column_chunks
 from renraku.validators import ApplicationView, KnownStaff, RuleContext
 from renraku.validators.common import label, rows
 from renraku.validators.emails import email_problem
@@ -225,24 +226,53 @@ def export_rows(session: Session) -> Sequence[Sequence[Any]]:
     return session.connection().execute(_export_select(*_export_columns(session))).all()
 
 
-def _joined_rows(session: Session) -> list[bytes]:
-    """Each row's values joined by UNIT in the database, as UTF-8 bytes: one value per row, not twelve.
+def _joined_rows(session: Session) -> Iterator[list[bytes]]:
+    """Each row's values joined by UNIT in the database, as UTF-8 bytes: one value per row, not twelve,
+    in chunks, through the driver's cursor, without SQLAlchemy's Row.
 
-    Ordered in a subquery, so that PostgreSQL sorts the values and joins them after (it sorted the
-    joined rows on disk otherwise); fetched through the driver's cursor, without SQLAlchemy's Row."""
+    SQLite: format() (NULL as "") over the values ordered in a subquery, as SQLite's own UTF-8 bytes."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _joined_rows_postgresql(session)
     columns = _export_columns(session)
     inner = _export_select(*(c.label(f"v{i}") for i, c in enumerate(columns)),
                            m.Facility.id.label("facility"), m.Staff.id.label("person")).subquery()
     values = [inner.c[f"v{i}"] for i in range(len(columns))]
-    joined = func.format(UNIT.join(["%s"] * len(values)), *values, type_=String)  # NULL as ""
-    execute: dict[str, Any] = {}
-    if session.get_bind().dialect.name == "postgresql":
-        joined, execute = func.convert_to(joined, "UTF8", type_=LargeBinary), {"binary": True}  # bytea as it is
-    else:
-        joined = cast(joined, LargeBinary)  # SQLite's own UTF-8 bytes
-    return first_column(session, select(joined).order_by(inner.c.facility, inner.c.person), **execute)
+    joined = cast(func.format(UNIT.join(["%s"] * len(values)), *values, type_=String), LargeBinary)
+    return first_column_chunks(session, select(joined).order_by(inner.c.facility, inner.c.person), CHUNK)
 
 
+def _joined_rows_postgresql(session: Session) -> Iterator[list[bytes]]:
+    """The same lines as PostgreSQL makes them cheapest: its server's work was two thirds of the export.
+
+    There format() of twelve values, to_char of the date and convert_to into bytes were 40 % of
+    the server's time. Here `||` joins the values, each facility's five once, not once per person
+    (OFFSET 0 keeps PostgreSQL from merging that subquery into the join); a person's seven values
+    are NULL together only where a facility has no one (then seven empty values: all but the date
+    are NOT NULL); the date is text by DateStyle ISO; and the text leaves the server as UTF-8
+    (client_encoding) and is read as those bytes, not decoded and encoded again. Both settings are
+    SET LOCAL: the caller's connection keeps its own afterwards."""
+    f, p = m.Facility, m.Staff
+    session.execute(select(func.set_config("client_encoding", "UTF8", True), func.set_config("DateStyle", "ISO", True)))
+    facility = select(f.id, (_unit_joined(f.name, f.name_kana, f.postal_code, f.address, f.phone) + UNIT)
+                      .label("head")).offset(0).subquery()
+    suspended = select(m.Case.staff_id).where(m.Case.state != "resolved", m.Case.staff_id.is_not(None))
+    person = _unit_joined(p.name, p.name_kana, p.job, case((p.admin, "○"), else_=""), p.email,
+                          func.coalesce(cast(p.registered_on, String), ""), case((p.id.in_(suspended), "○"), else_=""))
+    line = facility.c.head + func.coalesce(person, UNIT * 6, type_=String)
+    lines = (select(line).select_from(facility).outerjoin(p, and_(p.facility_id == facility.c.id, p.active))
+             .order_by(facility.c.id, p.id))
+    return first_column_chunks(session, lines, CHUNK, text_as_bytes=True)
+
+
+def _unit_joined(*values: Any) -> Any:
+    """`a || UNIT || b || …` in SQL: NULL if any value is."""
+    joined = values[0]
+    for value in values[1:]:
+        joined = joined + UNIT + value
+    return joined
+
+
+CHUNK = 1000  # rows read at a time (250 KB of the file): written while the database makes the next ones
 UNIT = "\x1f"  # joins a row's values in the database: normalize.text makes it a space, so no value should hold it
 HEADER = (",".join([*COLUMNS, "suspended"]) + "\r\n").encode()
 _QUOTED = re.compile(b'[,"\r\n]')  # what makes csv.writer quote a value
@@ -252,24 +282,38 @@ def export_csv(session: Session, out: Path) -> int:
     """Write the registry in the import format (so it can be imported again), as csv.writer writes it.
 
     At 50,000 staff, Python code per person (a value, a row object, csv.writer's quoting) cost more
-    than the query: the database joins each row's values, and when no value holds a comma, a quote
-    or a line break (csv.writer would quote nothing) the rows are written as they came, with commas
-    for the joins. Otherwise so is each row that needs no quotes, and csv.writer writes the others
-    from their values split again; should a value hold the joining byte itself, csv.writer writes
-    every row from the values as the database has them."""
-    lines = _joined_rows(session)
-    body = b"\r\n".join(lines) + b"\r\n" if lines else b""
-    unit, n = UNIT.encode(), len(lines)
-    splits = body.count(unit) == len(COLUMNS) * n  # twelve values, eleven joins a row: no value holds UNIT
+    than the query: the database joins each row's values, and the rows are written as they come, a
+    chunk at a time while the database still works, with commas for the joins, when no value holds
+    a comma, a quote or a line break (csv.writer would quote nothing). Otherwise so is each row that
+    needs no quotes, and csv.writer writes the others from their values split again; should a value
+    hold the joining byte itself, csv.writer writes every row from the values as the database has them."""
     with open(out, "wb") as fh:
         fh.write(HEADER)
-        if splits and body.count(b"\r") == body.count(b"\n") == n and b"," not in body and b'"' not in body:
-            fh.write(body.replace(unit, b","))  # nothing to quote
-        elif splits:
-            fh.writelines(map(_csv_line, lines))
-        else:
-            with io.TextIOWrapper(fh, encoding="utf-8", newline="") as text:
-                csv.writer(text).writerows(export_rows(session))
+        n = _write_joined(session, fh)
+        if n is not None:
+            return n
+        fh.seek(len(HEADER))
+        fh.truncate()
+        rows = export_rows(session)
+        with io.TextIOWrapper(fh, encoding="utf-8", newline="") as text:
+            csv.writer(text).writerows(rows)
+        return len(rows)
+
+
+def _write_joined(session: Session, fh: BinaryIO) -> int | None:
+    """The rows as the database joined them: how many, or None if a value holds UNIT (then nothing
+    tells the values apart)."""
+    unit, n = UNIT.encode(), 0
+    with closing(_joined_rows(session)) as chunks:  # stopped early, the cursor is closed before export_rows
+        for lines in chunks:
+            values = b"".join(lines)  # no line breaks of the file's own: `in` finds one in a value at memchr's speed
+            if values.count(unit) != len(COLUMNS) * len(lines):  # twelve values, eleven joins a row
+                return None
+            if any(byte in values for byte in (b",", b'"', b"\r", b"\n")):
+                fh.writelines(map(_csv_line, lines))
+            else:
+                fh.write(b"\r\n".join([*lines, b""]).replace(unit, b","))  # nothing to quote
+            n += len(lines)
     return n
 
 

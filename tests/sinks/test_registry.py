@@ -183,9 +183,9 @@ def exported(ctx: Context, out: Path) -> bytes:
     return out.read_bytes()
 
 
-def test_the_registry_export_writes_active_people_suspended_marks_and_empty_facilities_byte_for_byte(
-        any_database: Context, tmp_path: Path) -> None:
-    ctx = any_database
+def registered_for_export(ctx: Context) -> None:
+    """What EXPORTED holds: quotes, a comma, a line break, `=`, an admin, a suspended person, people removed,
+    and a facility with no one active."""
     with ctx.sessions.begin() as s:
         a = m.Facility(key="a", name='クリニック "あさひ", 本院', name_kana="アサヒ", postal_code="320-0001",
                        address="栃木県宇都宮市1-1\n2階", phone="028-000-0001", source="import")
@@ -200,8 +200,44 @@ def test_the_registry_export_writes_active_people_suspended_marks_and_empty_faci
                    m.Staff(facility=b, name="停止 中男", email="lost@b.example.jp", active=False, source="import")])
         s.flush()
         suspend(s, ichiro)  # 佐藤 一郎 lost a device: suspended
-    with ctx.sessions() as s:
+
+
+def test_the_registry_export_writes_active_people_suspended_marks_and_empty_facilities_byte_for_byte(
+        any_database: Context, tmp_path: Path) -> None:
+    registered_for_export(any_database)
+    with any_database.sessions() as s:
         assert export_csv(s, tmp_path / "registry.csv") == 3
+    assert (tmp_path / "registry.csv").read_bytes() == EXPORTED.encode("utf-8")
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["rows-in-chunks", "libpq-before-17"])
+def test_the_postgresql_export_is_iso_dates_and_utf8_whatever_the_connection_is_set_to(
+        postgres_url: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunked: bool,  # noqa: F811
+) -> None:
+    """The server sends the rows' text as it is and the date by DateStyle: a connection set to Shift_JIS
+    and to day-first dates (as an office's server may be) must still give UTF-8 and ISO dates, and keep
+    its own settings after the export. Read in chunks as they come, or, where libpq cannot (before 17),
+    in one result."""
+    from psycopg import capabilities
+    from sqlalchemy import text
+
+    from renraku.config import Settings
+    from renraku.context import open_context
+
+    if not chunked:
+        monkeypatch.setattr(capabilities, "has_stream_chunked", lambda check=False: False)
+    ctx = open_context(Settings(home=home, db_url=postgres_url))
+    try:
+        registered_for_export(ctx)
+        with ctx.sessions() as s:
+            s.execute(text("SET DateStyle = 'SQL, DMY'"))
+            s.execute(text("SET client_encoding = 'SJIS'"))
+            s.commit()
+            assert export_csv(s, tmp_path / "registry.csv") == 3
+            s.rollback()
+            assert (s.scalar(text("SHOW DateStyle")), s.scalar(text("SHOW client_encoding"))) == ("SQL, DMY", "SJIS")
+    finally:
+        ctx.close()
     assert (tmp_path / "registry.csv").read_bytes() == EXPORTED.encode("utf-8")
 
 
@@ -216,8 +252,12 @@ WITH_CR = HIKARI + '鈴木 健二,,"薬剤師\r主任",,kenji@c.example.jp,,○\
 WITH_SEPARATOR = HIKARI + "鈴木\x1f健二,,薬剤師,,kenji@c.example.jp,,○\r\n" + MARUKO
 
 
-def test_the_registry_export_is_the_same_bytes_whatever_the_values_hold(any_database: Context, tmp_path: Path) -> None:
-    """No one, plain values (nothing to quote), a carriage return, then the byte the database joins values with."""
+@pytest.mark.parametrize("chunk", [1000, 1], ids=["one-read", "a-read-a-row"])
+def test_the_registry_export_is_the_same_bytes_whatever_the_values_hold(
+        any_database: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """No one, plain values (nothing to quote), a carriage return, then the byte the database joins values with;
+    the rows read all at once, or one at a time (the joining byte then stops the reading after the first row)."""
+    monkeypatch.setattr("renraku.sinks.registry.CHUNK", chunk)
     ctx = any_database
     assert exported(ctx, tmp_path / "empty.csv") == HEADER.encode("utf-8")
     with ctx.sessions.begin() as s:
