@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -43,6 +44,17 @@ async def _finished(url: str, ids: list, timeout: float) -> list:
                 await asyncio.sleep(1)
 
 
+def _stopped(worker: subprocess.Popen) -> None:
+    """Wait for a Prefect worker told to stop; killed with its process group if it does not within a
+    minute: its own shutdown (SIGTERM, passed on as SIGINT to its runner) hung once on a busy machine
+    after both flow runs had completed, which is Prefect's, not what this test checks."""
+    try:
+        worker.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=60)
+
+
 def test_two_prefect_workers_run_the_deployment_side_by_side(
         home: Path, tmp_path: Path, postgres_url: str, imap_server,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,7 +78,8 @@ def test_two_prefect_workers_run_the_deployment_side_by_side(
         assert deployed.returncode == 0, deployed.stderr
         workers = [subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "renraku",
                                      "--type", "process", "--limit", "1", "--name", f"worker{n}"],
-                                    env=child, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+                                    env=child, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                    start_new_session=True)
                    for n, log in enumerate(logs)]
         try:
             ids = asyncio.run(_start_runs(url, 2))
@@ -75,7 +88,7 @@ def test_two_prefect_workers_run_the_deployment_side_by_side(
             for w in workers:
                 w.terminate()
             for w in workers:
-                w.wait(timeout=60)
+                _stopped(w)
     assert [r.state.type.value for r in runs] == ["COMPLETED", "COMPLETED"], [log.read_text()[-3000:] for log in logs]
     started = [[line for line in log.read_text().splitlines() if "View at" in line] for log in logs]
     ran = [{str(i) for i in ids if any(str(i) in line for line in lines)} for lines in started]
