@@ -114,6 +114,7 @@ def _baseline_seconds(pages: list[LabelledPage], limit: int) -> tuple[float, flo
             if p.file not in seen:
                 seen[p.file] = load_pages(p.data, sniff_media_type(p.data, p.name))
             page = seen[p.file][p.page - 1]
+            page.load_image()  # a scanned PDF's page
             if page.image is None:
                 continue
             path = os.path.join(tmp, "page.png")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renraku import normalize
+from renraku.errors import InputError
 from renraku.extractors.templates import Template
 from renraku.extractors.text_layer import Transform
 from renraku.pipeline.pages import Glyph, Page, line_text, lines_of
@@ -48,6 +49,10 @@ def register(kind: str) -> Callable[[Classifier], Classifier]:
 def classify(page: Page, templates: list[Template], config: dict[str, Any]) -> Classification:
     if page.note:
         return Classification(UNKNOWN, 0.0, "none", reason=page.note)
+    try:
+        page.load_image()
+    except InputError as exc:  # a PDF page that cannot be rendered
+        return Classification(UNKNOWN, 0.0, "none", reason=exc.reason)
     classifier = CLASSIFIERS.get(page.kind)
     if classifier is None:
         return Classification(UNKNOWN, 0.0, "none", reason=f"{page.kind} のページを分類する方法がありません")

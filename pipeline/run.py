@@ -231,7 +231,7 @@ class Batch:
             opened.append((item, digest, doc))
             loaded = [page for part in walk(doc) for page in part.loaded] if doc is not None else []
             pages += len(loaded)
-            images = sum(page.image.pixels.nbytes for page in loaded if page.image is not None)
+            images = sum(page.pixel_bytes for page in loaded)
             self._ahead |= prepare_ahead(loaded, self.pool)
             if images:
                 give_back_memory()  # what decoding them freed, before the next is decoded

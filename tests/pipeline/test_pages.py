@@ -10,6 +10,7 @@ from pypdf import PdfReader, PdfWriter
 
 from renraku.errors import BrokenInput, UnsupportedInput
 from renraku.pipeline import pages
+from renraku.pipeline.read import ReadContext
 from renraku.samples.generator import FORMS_DIR
 
 
@@ -90,3 +91,21 @@ def test_words_and_lines_follow_the_page() -> None:
     words = [w.text for w in pages.words_of(page.text_layer.glyphs)]
     assert words[:2] == ["別紙様式2", "施設又は組織誓約書"]
     assert "代表者" in words and "印" in words
+
+
+def test_a_scanned_pdf_page_is_rendered_where_it_is_read_and_counted_before() -> None:
+    from tests.helpers import image_only_pdf
+
+    page, = pages.load_pdf(image_only_pdf())
+    assert page.kind == "image" and page.image is None  # the batch's own process renders nothing
+    expected = page.pixel_bytes  # what a window counts for it before it is rendered
+    page.load_image()
+    assert page.image.pixels.nbytes == expected and page.image.pixels.min() == 255
+
+
+def test_a_pdf_page_that_cannot_be_rendered_is_unknown_with_the_reason(read_ctx: ReadContext) -> None:
+    from renraku.pipeline.classify import classify
+
+    page = pages.Page(1, 595.0, 842.0, pdf=b"%PDF-1.4\nnot really a pdf")
+    result = classify(page, read_ctx.templates, read_ctx.config)
+    assert result.form_id == "unknown" and result.method == "none" and "画像にできません" in result.reason
