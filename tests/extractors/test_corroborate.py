@@ -204,6 +204,24 @@ def test_a_name_its_own_kana_contradicts_vouches_for_no_other_box() -> None:
     assert application[0].evidence.corroborated and application[0].confidence > before
 
 
+def test_a_value_most_readings_of_its_own_crop_disputed_vouches_for_no_other_sheet() -> None:
+    """祇園 read 舐園 on both sheets of one fax, each a vote of 4 readings of 9 (誠園 4 more): the same
+    font misread alike on both, so the two votes do not vouch for each other."""
+    address = "栃木県下野市舐園948番地8"
+    application, pledge = [_reading("address", "text", address)], [_reading("address", "text", address)]
+    for page, agreement in ((application, 0.33), (pledge, 0.44)):
+        page[0].evidence.agreement = agreement
+    rules = corroboration.configured({"corroboration": {"item": [{"rule": "shared_fields_agree",
+                                                                   "source_agreement": 0.5}]}}, "item")
+    view = corroboration.ItemView([_sheet(application), _sheet(pledge)])
+    assert corroboration.run(rules, view, corroboration.Means()) == []
+    assert not application[0].evidence.corroborated and not pledge[0].evidence.corroborated
+    pledge[0].evidence.agreement = 1.0  # read alike by every reading of the pledge's crop: it vouches
+    view = corroboration.ItemView([_sheet(application), _sheet(pledge)])
+    assert corroboration.run(rules, view, corroboration.Means()) == [application[0]]
+    assert application[0].evidence.corroborated and not pledge[0].evidence.corroborated
+
+
 def test_an_application_and_its_pledge_signed_the_same_day_vouch_for_both_dates() -> None:
     application = [_reading("application_date", "date", "2025-07-29")]
     pledge = [_reading("pledge_date", "date", "2025-07-29")]

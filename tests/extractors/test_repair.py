@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from renraku.extractors import repair
+from renraku.extractors import notes, repair
 from renraku.extractors.image_reader import vocabulary
 
 
@@ -87,6 +87,13 @@ def test_junk_dashes_and_specks_at_the_end_go_in_any_order() -> None:
     assert repair.kana("すずらんでいさーびすせんたー ーッ").value == "すずらんでいさーびすせんたー"
 
 
+def test_a_lone_kana_letter_at_the_end_is_the_word_s_own_and_a_lone_mark_is_a_speck() -> None:
+    kept = repair.japanese_text("かたくり訪問リハビリ テーショ ン")  # Tesseract set the last letter apart
+    assert kept.value == "かたくり訪問リハビリ テーショ ン" and not kept.repairs
+    assert repair.japanese_text("センター長 ・").value == "センター長"
+    assert repair.japanese_text("矢板市役所 A").value == "矢板市役所"
+
+
 def test_a_speck_standing_apart_at_the_start_or_between_kana_goes() -> None:
     assert repair.japanese_text("1 やまゆり病院").value == "やまゆり病院"
     assert repair.japanese_text("第1 ひまわり荘").value == "第1 ひまわり荘"  # not standing apart: kept
@@ -124,3 +131,12 @@ def test_a_reading_near_two_entries_of_a_list_is_left_for_a_person() -> None:
 def test_two_dots_in_a_row_in_an_address_are_one() -> None:
     mail = repair.email("yuto..kimura@mobile.example.ne.jp", [], ["jp", "ne.jp"])
     assert mail.value == "yuto.kimura@mobile.example.ne.jp" and mail.repairs == ["dots"]
+
+
+def test_an_address_ending_in_no_listed_top_domain_goes_to_a_person() -> None:
+    tops = ["jp", "com", "net", "ne.jp"]
+    hyphen = repair.email("m-kobayashi.23@mail2.example-net", [], tops)  # the last dot read as a hyphen
+    assert hyphen.value == "m-kobayashi.23@mail2.example-net" and hyphen.plausible
+    assert hyphen.note == notes.text("unknown_top_domain")
+    assert repair.email("m-kobayashi.23@mail2.example.net", [], tops).note == ""
+    assert repair.email("yumi@docomo.ne.jp", [], tops).note == ""
