@@ -207,12 +207,17 @@ def test_a_kana_in_two_scripts_and_a_capital_beside_a_digit_in_an_address_go_to_
     from renraku.extractors import repair
 
     assert repair.kana("キむら はなこ").note == notes.text("mixed_script")
+    assert repair.kana("か どう サリ").note == notes.text("mixed_script")  # かとう なな: each word in one script
+    assert not repair.kana("すずらんでいさーびすせんたー").note  # the long vowel mark belongs to both
     assert not repair.kana("キムラ ハナコ").note and not repair.kana("きむら はなこ").note
     assert repair.email("info@careplanO7.example.jp").note == notes.text("address_lookalike")
     assert repair.email("info@careplanO7.example.jp").value == "info@careplano7.example.jp"
     assert not repair.email("taro7@mail2.example.net").note
     # a capital O or I in the local part, wherever it stands, may be a 0 or a 1
     assert repair.email("ozone_Oshuu@minegaoka32.example.com").note == notes.text("address_lookalike")
+    for read in ("Sayuha@post.example.org", "Binoe@post.example.org"):  # 5ayuha, 8inoe
+        assert repair.email(read).note == notes.text("address_lookalike")
+    assert not repair.email("Yamada.Taro@post.example.org").note  # capitals no digit looks like
     assert repair.email("Ito.ken@example.jp").note
     assert not repair.email("ozone_oshuu@minegaoka32.example.com").note
     assert not repair.email("ota@OITA.example.jp").note  # a domain's capitals are only its case
