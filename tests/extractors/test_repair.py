@@ -140,3 +140,12 @@ def test_an_address_ending_in_no_listed_top_domain_goes_to_a_person() -> None:
     assert hyphen.note == notes.text("unknown_top_domain")
     assert repair.email("m-kobayashi.23@mail2.example.net", [], tops).note == ""
     assert repair.email("yumi@docomo.ne.jp", [], tops).note == ""
+
+
+def test_a_comma_between_two_characters_of_an_address_may_be_a_dot_or_an_underscore() -> None:
+    read = repair.email("ty,01@carrier-3.example.jp", [], ["jp"])  # ty_01, every reading a comma
+    assert read.value == "ty.01@carrier-3.example.jp" and read.note == notes.text("address_comma")
+    assert repair.email("ty.01@carrier-3.example.jp", [], ["jp"]).note == ""
+    # a comma in the domain, or a speck before the address, is only a dot or junk
+    assert repair.email("junko.sato@himawari-81,example.jp", [], ["jp"]).note == ""
+    assert repair.email(", m.mori@k-mobile.example.jp", [], ["jp"]).note == ""
