@@ -54,7 +54,7 @@ _LOOSE_DASHES = re.compile(r"^[ー一―‐−—─━\-\s「」|]+\s|\s[ー一
 # name's one-character given name is a kanji and stays). A lone kana letter stays too: on six sets
 # (the dev set and five generated ones) the 9 read so were 3 times the word's own last character
 # set apart (リハビリテーショ ン) and never a speck whose removal made the value right.
-_LOOSE_TAIL = re.compile(r"\s+[・･A-Za-z0-9]$")
+_LOOSE_TAIL = re.compile(r"\s+[・A-Za-z0-9]$")  # after NFKC: ･ is ・
 # The same standing apart at the start (a speck before やまゆり病院 read as 1).
 _LOOSE_HEAD = re.compile(r"^[\u3041-\u30ffA-Za-z0-9]\s+")
 

@@ -231,11 +231,11 @@ class Batch:
             opened.append((item, digest, doc))
             loaded = [page for part in walk(doc) for page in part.loaded] if doc is not None else []
             pages += len(loaded)
-            images = sum(page.pixel_bytes for page in loaded)
+            decoded = any(page.image is not None for page in loaded)  # a scanned PDF's pages are not yet
+            pixels += sum(page.pixel_bytes for page in loaded)
             self._ahead |= prepare_ahead(loaded, self.pool)
-            if images:
+            if decoded:
                 give_back_memory()  # what decoding them freed, before the next is decoded
-            pixels += images
             if pages >= PAGES_AHEAD or pixels >= PIXELS_AHEAD:
                 outcomes += self._read_and_record(opened)
                 opened, pages, pixels = [], 0, 0
