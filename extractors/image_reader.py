@@ -155,6 +155,7 @@ class ImageReader:
         review = config.get("review", {})
         self.closed_lists = set(review.get("closed_lists", ["jobs"]))
         self.list_repairs = set(review.get("list_repairs", []))
+        self.beyond_lists = set(review.get("beyond_lists", []))
         self.links = corroboration.Links.of(template)
         self.page_rules = corroboration.configured(config, "sheet")
         mm = self.dpi / 25.4
@@ -386,6 +387,43 @@ class ImageReader:
                     tuple((value, votes[k]) for k, value in shaped.items()),
                     dictionary=unweighted.key(kind) != best.key(kind), candidates=tuple(candidates))
 
+    def _beyond(self, spec: FieldSpec, candidate: Candidate) -> bool:
+        """Whether a repair moved the reading toward a list the world goes beyond (`beyond_lists`)."""
+        return bool(self.beyond_lists & {spec.hints.get("vocabulary"), *candidate.fixed.repairs}
+                    and self.list_repairs.intersection(candidate.fixed.repairs))
+
+    def _as_read(self, spec: FieldSpec, candidates: tuple[Candidate, ...], listed: str) -> tuple[str, int] | None:
+        """The value the crop's readings give most often as read, before any repair moved it toward a
+        list, with its count. Every reading giving it, it stands. Else, when a repair moved it toward a
+        list the world goes beyond and two readings at least give it, more than give the list's entry,
+        it is what the crop shows (事業所長 is not 事務長, 訪問リハビリテーション not 訪問看護ステー
+        ション); on other lists readings alike are one misread alike (宇都宮 read 宇都富 twice). None
+        when the list's entry stands."""
+        kind = spec.kind
+        counts: dict[str, int] = {}
+        shown: dict[str, str] = {}
+        beyond: set[str] = set()
+        for c in candidates:
+            if not c.reading.words:
+                continue
+            read = normalize.normalise(kind, c.fixed.unlisted or c.fixed.value)
+            if not read.ok:
+                continue
+            key = normalize.comparable(kind, read.value)
+            counts[key] = counts.get(key, 0) + 1
+            shown.setdefault(key, read.value)
+            if self._beyond(spec, c):
+                beyond.add(key)
+        if not counts:
+            return None
+        key = max(counts, key=lambda k: counts[k])  # the first read wins a tie
+        listed_key = normalize.comparable(kind, listed)
+        if key == listed_key or counts[key] < 2 or counts[key] <= counts.get(listed_key, 0):
+            return None
+        if key not in beyond and counts[key] < sum(counts.values()):
+            return None
+        return shown[key], counts[key]
+
     def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str,
               prefer: Callable[[str], bool] | None = None, first_decides: bool = False) -> FieldReading:
         """The field from its crop's readings (`_vote`) and the evidence for it: how many readings
@@ -400,7 +438,13 @@ class ImageReader:
         others = len(readings) - 1
         # A name holding a lookalike glyph is known either way (太郎 and 太朗, 斎藤 and 斉藤): no evidence
         lookalike = kind == "name" and not self.lookalikes.isdisjoint(norm.value)
-        agreement = (vote.votes - 1) / others if others else 1.0
+        open_field = spec.hints.get("vocabulary") not in self.closed_lists
+        moved = [c for c in vote.candidates
+                 if c.key(kind) == best.key(kind) and self.list_repairs.intersection(c.fixed.repairs)]
+        # a reading moved toward a list the world goes beyond agrees with nothing read as it stands
+        beyond = sum(1 for c in moved if self._beyond(spec, c))
+        votes = vote.votes - beyond if open_field and beyond < vote.votes else vote.votes
+        agreement = (votes - 1) / others if others else 1.0
         evidence = Evidence(kind=kind, mean_conf=reading.mean_conf, min_conf=reading.min_conf,
                             plausible=best.plausible, repairs=len(fixed.repairs), vocabulary=fixed.vocabulary_score,
                             chars=len(normalize.compact(norm.value)), title_ok=title_ok, channel=channel,
@@ -412,14 +456,15 @@ class ImageReader:
                             rival=reading.rival)
         note = fixed.note if best.plausible else (norm.note or notes.text("unshaped"))
         value = norm.value
-        open_field = spec.hints.get("vocabulary") not in self.closed_lists
-        if open_field and self.list_repairs.intersection(fixed.repairs):
-            as_read = {normalize.normalise(kind, c.fixed.unlisted or c.fixed.value).value for c in vote.candidates
-                       if c.reading.words}
-            kept = normalize.normalise(kind, fixed.unlisted)
-            if len(vote.candidates) > 1 and as_read == {kept.value} and kept.ok:
-                value, note = kept.value, note or notes.text("kept_off_list")
-            else:
+        if open_field and moved:
+            kept = self._as_read(spec, vote.candidates, norm.value)
+            read = sum(1 for c in vote.candidates if c.reading.words)
+            if kept is not None and kept[1] == read > 1:
+                value, note = kept[0], note or notes.text("kept_off_list")
+            elif kept is not None:
+                value, note = kept[0], notes.text("off_list_most")
+                evidence.derived = "list"
+            elif self.list_repairs.intersection(fixed.repairs):
                 evidence.derived, note = "list", note or notes.text("toward_list")
         elif open_field and vote.dictionary and prefer is None:
             evidence.derived, note = "dictionary", note or notes.text("name_dictionary")

@@ -361,7 +361,15 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
     # (ty_01 read ty,01 by every reading, minato_ozone as minato,ozone): between two characters of
     # the name part a person looks (on seven sets 5 right addresses were read so, and 2 wrong)
     comma = re.search(r"[A-Za-z0-9],[A-Za-z0-9]", value.partition("@")[0])
-    value = value.replace(",", ".").lower()
+    value = value.replace(",", ".")
+    # Addresses are written in lower case: a capital O before a digit or after no letter is the
+    # digit 0 (careplanO7, kasakura_Ohayate, Oito@); after a letter it is as often the letter (hOukan,
+    # a speck read after manabu as O), and a lower-case o stays. A person still looks (address_lookalike).
+    zero = _CAPITAL_ZERO.sub("0", value)
+    if zero != value:
+        value = zero
+        repairs.append("character")
+    value = value.lower()
     unlisted = ""
     local, at, domain = value.partition("@")
     if ".." in local:  # no address has two dots in a row: a speck beside a dot
@@ -402,5 +410,6 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
     return Repaired(value, repairs, plausible, unlisted=unlisted, note=notes.text(note) if note else "")
 
 
+_CAPITAL_ZERO = re.compile(r"(?<![A-Za-z])O|O(?=[0-9])")
 _DIGIT_LOOKALIKE = re.compile(r"(?<=[0-9])[A-Z]|[A-Z](?=[0-9])|[OISZBG](?=[^@]*@)")  # 0 1 5 2 8 6
 

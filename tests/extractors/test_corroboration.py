@@ -140,6 +140,21 @@ def test_a_change_toward_a_list_on_an_open_field_goes_to_a_person(read_ctx) -> N
     assert title.value == "院長" and not title.note  # read as listed: nothing changed
 
 
+def test_a_value_off_a_list_the_world_goes_beyond_stays_as_most_readings_show_it(read_ctx) -> None:
+    reader = ImageReader(read_ctx.template("usage_application"), read_ctx.config, vocabulary())
+    title = _text(reader, "representative_title", "事業所長", "事務長", "事業所長")  # a title the list lacks
+    assert title.value == "事業所長" and title.note == notes.text("off_list_most")
+    assert title.evidence.derived == "list"  # to a person all the same
+    kind = _text(reader, "facility_name", "とちのき訪問リハビリテーション", "とちのき訪問看護ステーション",
+                 "とちのき訪問 リハビリテーショ ン")  # a kind the list lacks, read with gaps once
+    assert kind.value == "とちのき訪問リハビリテーション" and kind.note == notes.text("off_list_most")
+    one = _text(reader, "representative_title", "事業所長", "事務長", "事業所畏")  # one reading is not most
+    assert one.value == "事務長" and one.note == notes.text("toward_list")
+    # Tochigi's 郡市医師会 are all listed: two readings alike off the list are one misread alike
+    misread = _text(reader, "medical_association", "宇都富市医師会", "宇都富市医師会", "宇都宮市医師会")
+    assert misread.value == "宇都宮市医師会" and misread.note == notes.text("toward_list")
+
+
 def test_a_closed_list_the_form_asks_for_is_mended_without_a_person(read_ctx) -> None:
     reader = ImageReader(read_ctx.template("staff_registration"), read_ctx.config, vocabulary())
     job = _text(reader, "staff[1].job", "看護帥", "看護帥")
@@ -211,7 +226,7 @@ def test_a_kana_in_two_scripts_and_a_capital_beside_a_digit_in_an_address_go_to_
     assert not repair.kana("すずらんでいさーびすせんたー").note  # the long vowel mark belongs to both
     assert not repair.kana("キムラ ハナコ").note and not repair.kana("きむら はなこ").note
     assert repair.email("info@careplanO7.example.jp").note == notes.text("address_lookalike")
-    assert repair.email("info@careplanO7.example.jp").value == "info@careplano7.example.jp"
+    assert repair.email("info@careplanO7.example.jp").value == "info@careplan07.example.jp"  # the digit it looks like
     assert not repair.email("taro7@mail2.example.net").note
     # a capital O or I in the local part, wherever it stands, may be a 0 or a 1
     assert repair.email("ozone_Oshuu@minegaoka32.example.com").note == notes.text("address_lookalike")

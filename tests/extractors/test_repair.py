@@ -149,3 +149,13 @@ def test_a_comma_between_two_characters_of_an_address_may_be_a_dot_or_an_undersc
     # a comma in the domain, or a speck before the address, is only a dot or junk
     assert repair.email("junko.sato@himawari-81,example.jp", [], ["jp"]).note == ""
     assert repair.email(", m.mori@k-mobile.example.jp", [], ["jp"]).note == ""
+
+
+def test_a_capital_o_in_an_address_is_the_digit_zero_and_a_person_looks() -> None:
+    read = repair.email("takahashi.shota7@soyokaze-careplanO7.example.jp", [], ["jp"])
+    assert read.value == "takahashi.shota7@soyokaze-careplan07.example.jp"
+    assert "character" in read.repairs and read.note == notes.text("address_lookalike")
+    assert repair.email("kasakura_Ohayate@nikko.example.org", [], ["org"]).value == "kasakura_0hayate@nikko.example.org"
+    clean = repair.email("ozone_oshuu@minegaoka32.example.com", [], ["com"])  # a lower-case o is a letter
+    assert clean.value == "ozone_oshuu@minegaoka32.example.com" and clean.repairs == [] and clean.note == ""
+    assert repair.email("m.abe@yamayuri-hOukan.jp", [], ["jp"]).value == "m.abe@yamayuri-houkan.jp"  # between letters
