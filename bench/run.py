@@ -34,6 +34,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from renraku import normalize
+from renraku.bench.charset import beyond, model_characters, model_langs
 from renraku.bench.labelled import (
     CHANNELS,
     LabelledPage,
@@ -131,14 +133,17 @@ def _baseline_seconds(pages: list[LabelledPage], limit: int) -> tuple[float, flo
 
 
 def score(pages: list[LabelledPage], export_dir: Path, wrong: list[dict[str, Any]] | None = None,
-          by_field: dict[tuple[str, str, str], Counter] | None = None) -> dict[tuple[str, str], dict[str, float]]:
+          by_field: dict[tuple[str, str, str], Counter] | None = None,
+          model_chars: frozenset[str] = frozenset()) -> dict[tuple[str, str], dict[str, float]]:
     """The acceptance measures per (channel, style), the way score.py counts them.
 
     On generated sets that label their fields (truth `values`, `oov`), the field measures are
     also counted apart for values in and out of the reader's lists (keys prefixed `in_`, `oov_`),
     with `changed_auto`: accepted open fields whose value is not what OCR read (a repair, a
     dictionary or a vote changed it). Wrong accepted fields are appended to `wrong`; `by_field`
-    counts the same per (style, side, field kind) and per (style, side, "font:" font family)."""
+    counts the same per (style, side, field kind) and per (style, side, "font:" font family). Given the
+    OCR models' characters (`charset.model_characters`), a field of an image page holding one they lack
+    is counted apart too (`beyond`): no reading of the image can give it."""
     sheets = {}
     for line in (export_dir / "sheets.jsonl").read_text(encoding="utf-8").splitlines():
         s = json.loads(line)
@@ -164,8 +169,8 @@ def score(pages: list[LabelledPage], export_dir: Path, wrong: list[dict[str, Any
                 c["auto_ok"] += right
             split = p.split(path)
             if split:
-                _count_split(c, split, path, truth, value, review, right,
-                             raws.get((p.sha256, p.page, path), ""))
+                _count_split(c, split, path, truth, value, review, right, raws.get((p.sha256, p.page, path), ""),
+                             model_chars if p.degrade != "typed_pdf" else frozenset())
                 if by_field is not None and p.degrade != "typed_pdf" and str(truth).strip() and \
                         not isinstance(truth, bool):
                     for key in ((p.style, split, field_kind(path)), (p.style, split, f"font:{p.font}")):
@@ -189,13 +194,16 @@ def score(pages: list[LabelledPage], export_dir: Path, wrong: list[dict[str, Any
 
 
 def _count_split(c: dict[str, float], split: str, path: str, truth: Any, value: Any, review: bool, right: bool,
-                 raw: str) -> None:
+                 raw: str, model_chars: frozenset[str] = frozenset()) -> None:
     """The field measures of one side of the vocabulary split (non-empty text fields only: marks
     and empty boxes have no list to be in or out of)."""
     if isinstance(truth, bool) or str(truth).strip() == "":
         return
     c[f"{split}_filled"] += 1
     c[f"{split}_filled_ok"] += right
+    if model_chars and beyond(normalize.text(str(truth)), model_chars):
+        c[f"{split}_beyond"] += 1
+        c[f"{split}_beyond_ok"] += right
     if not review:
         c[f"{split}_auto"] += 1
         c[f"{split}_auto_ok"] += right
@@ -218,20 +226,28 @@ def split_rows(counts: dict[tuple[str, str], dict[str, float]]) -> list[dict[str
                          "auto_fields": int(auto), "auto_wrong": int(auto - c.get(f"{split}_auto_ok", 0)),
                          "auto_precision": c.get(f"{split}_auto_ok", 0) / auto if auto else None,
                          "changed_auto": int(c.get(f"{split}_changed_auto", 0)),
-                         "changed_auto_wrong": int(c.get(f"{split}_changed_auto_wrong", 0))})
+                         "changed_auto_wrong": int(c.get(f"{split}_changed_auto_wrong", 0)),
+                         "beyond_model": int(c.get(f"{split}_beyond", 0)),
+                         "readable_accuracy": _share(c[f"{split}_filled_ok"] - c.get(f"{split}_beyond_ok", 0),
+                                                     n - c.get(f"{split}_beyond", 0))})
     return rows
 
 
 def print_split(set_name: str, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         prec = f"{100 * r['auto_precision']:7.2f}" if r["auto_precision"] is not None else "    n/a"
+        read = f"{100 * r['readable_accuracy']:7.2f}" if r["readable_accuracy"] is not None else "    n/a"
         print(f"{set_name[:10]:10} {r['degrade']:13} {r['style']:5} {r['split']:5} {r['fields']:6} "
               f"{100 * r['field_accuracy']:7.2f} {100 * r['stp']:6.2f} {r['auto_fields']:6} {r['auto_wrong']:6} {prec} "
-              f"{r['changed_auto']:8} {r['changed_auto_wrong']:8}", flush=True)
+              f"{r['changed_auto']:8} {r['changed_auto_wrong']:8} {r['beyond_model']:6} {read}", flush=True)
 
 
 SPLIT_HEADER = (f"{'set':10} {'channel':13} {'style':5} {'split':5} {'fields':>6} {'field%':>7} {'STP%':>6} "
-                f"{'auto':>6} {'wrong':>6} {'autoP%':>7} {'changed':>8} {'chg_bad':>8}")
+                f"{'auto':>6} {'wrong':>6} {'autoP%':>7} {'changed':>8} {'chg_bad':>8} {'beyond':>6} {'read%':>7}")
+
+
+def _share(n: float, d: float) -> float | None:
+    return n / d if d else None
 
 
 def _pct(n: float, d: float) -> str:
@@ -262,6 +278,10 @@ def main() -> None:
               f"{'fill%':>6} {'STP%':>6} {'autoP%':>7} {'s/page':>7} {'tess s/p':>8} {'ratio':>6} "
               f"{'tess1 s/p':>9} {'ratio1':>6} {'peakMB':>7}")
     print(header)
+    from renraku.config import Settings
+    from renraku.extractors.fields import reading_config
+
+    model_chars = model_characters(frozenset(model_langs(reading_config(Settings().reading_config))))
     for set_dir in args.sets:
         pages = load_set(set_dir)
         for channel in CHANNELS:
@@ -280,7 +300,8 @@ def main() -> None:
                     seconds.append(measured["seconds"])
                     if turn == 0:  # the readings are the same every time: scored once
                         found: list[dict[str, Any]] = []
-                        counts = score(channel_pages, Path(tmp) / "export", found, by_field[set_dir.name])
+                        counts = score(channel_pages, Path(tmp) / "export", found, by_field[set_dir.name],
+                                       model_chars)
                 bases.append(_baseline_seconds(channel_pages, args.baseline_pages) if channel != "typed_pdf"
                              else (0, 0, 0))
             wrong += [{"set": set_dir.name, **w} for w in found]
@@ -315,7 +336,8 @@ def main() -> None:
                       flush=True)
     if any(rows for _name, rows in splits):
         print("\nValues in and out of the reader's lists (non-empty text fields; changed: accepted open fields whose"
-              "\nvalue is not OCR's raw reading, chg_bad: of those wrong)")
+              "\nvalue is not OCR's raw reading, chg_bad: of those wrong; beyond: fields of image pages holding a"
+              "\ncharacter no OCR model has, read%: exact of the others)")
         print(SPLIT_HEADER)
         for name, rows in splits:
             print_split(name, rows)

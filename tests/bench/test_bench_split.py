@@ -65,3 +65,20 @@ def test_changed_from_raw_ignores_normalisation() -> None:
     assert not changed_from_raw("contact_email", "a.b@x.jp", "A.B@x.jp ")
     assert changed_from_raw("staff[1].email", "a_b@x.jp", "a.b@x.jp")
     assert not changed_from_raw("facility_type.clinic", True, "0.412")
+
+
+def test_fields_holding_a_character_no_ocr_model_has_are_counted_apart(tmp_path: Path) -> None:
+    from renraku.bench.charset import beyond, model_characters
+
+    chars = model_characters(frozenset({"jpn", "Japanese"}))
+    assert beyond("宇梶 一颯", chars) == "颯" and beyond("栃木県宇都宮市", chars) == ""  # 颯: in no model
+    truth = {"representative_name": "宇梶 一颯", "contact_name": "佐藤花子", "address": "栃木県那須町1番地"}
+    page = LabelledPage("a.pdf", 1, "usage_application", "APP-001", "typed", "scan", truth, "a.pdf", "abc",
+                        values="wide", oov={"representative_name": "surname", "contact_name": "surname",
+                                            "address": "town"})
+    export = _export(tmp_path, {"representative_name": ("宇梶 一編", 0.5, True),
+                                "contact_name": ("佐藤花子", 0.9, False), "address": ("栃木県那須町1番地", 0.5, True)},
+                     {})
+    oov = split_rows(score([page], export, model_chars=chars))[0]
+    assert oov["fields"] == 3 and oov["beyond_model"] == 1
+    assert oov["field_accuracy"] == 2 / 3 and oov["readable_accuracy"] == 1.0
