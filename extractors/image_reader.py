@@ -456,16 +456,14 @@ class ImageReader:
                             rival=reading.rival)
         note = fixed.note if best.plausible else (norm.note or notes.text("unshaped"))
         value = norm.value
-        if open_field and moved:
-            kept = self._as_read(spec, vote.candidates, norm.value)
-            read = sum(1 for c in vote.candidates if c.reading.words)
-            if kept is not None and kept[1] == read > 1:
-                value, note = kept[0], note or notes.text("kept_off_list")
-            elif kept is not None:
-                value, note = kept[0], notes.text("off_list_most")
-                evidence.derived = "list"
-            elif self.list_repairs.intersection(fixed.repairs):
-                evidence.derived, note = "list", note or notes.text("toward_list")
+        kept = self._as_read(spec, vote.candidates, norm.value) if open_field and moved else None
+        if kept is not None and kept[1] == sum(1 for c in vote.candidates if c.reading.words):
+            value, note = kept[0], note or notes.text("kept_off_list")
+        elif kept is not None:
+            value, note = kept[0], notes.text("off_list_most")
+            evidence.derived = "list"
+        elif open_field and self.list_repairs.intersection(fixed.repairs):
+            evidence.derived, note = "list", note or notes.text("toward_list")
         elif open_field and vote.dictionary and prefer is None:
             evidence.derived, note = "dictionary", note or notes.text("name_dictionary")
         return FieldReading(spec.path, kind, value, confidence(evidence), "ocr", spec.box, raw=reading.text,
