@@ -55,6 +55,7 @@ class Links:
     shared: dict[str, str] = field(default_factory=dict)  # path → what the sheets of a set repeat there
     person: dict[str, str] = field(default_factory=dict)  # path → "name" | "email" of a person's box
     contact: dict[str, str] = field(default_factory=dict)  # "name" | "email" → the contact person's box
+    needs_one: dict[str, str] = field(default_factory=dict)  # path → a group of marks one of which a set ticks
 
     @classmethod
     def of(cls, template: Template) -> Links:
@@ -65,7 +66,8 @@ class Links:
                         for path, h in hints.items() if "reading_of" in h)
         return cls(persons, {p: h["shared"] for p, h in hints.items() if "shared" in h},
                    {p: h["person"] for p, h in hints.items() if "person" in h},
-                   {h["contact"]: p for p, h in hints.items() if "contact" in h})
+                   {h["contact"]: p for p, h in hints.items() if "contact" in h},
+                   {p: h["set_needs_one"] for p, h in hints.items() if "set_needs_one" in h})
 
 
 def is_text(reading: FieldReading | None) -> bool:

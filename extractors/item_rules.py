@@ -15,7 +15,18 @@ from rapidfuzz.distance import Levenshtein
 
 from renraku import normalize
 from renraku.extractors import kana_match, romaji
-from renraku.extractors.corroboration import Change, Findings, ItemView, Means, Rule, Verdict, independent, rule
+from renraku.extractors.corroboration import (
+    Change,
+    Doubt,
+    Findings,
+    ItemView,
+    Means,
+    Rule,
+    SheetView,
+    Verdict,
+    independent,
+    rule,
+)
 from renraku.extractors.fields import FieldReading
 
 
@@ -398,3 +409,33 @@ class PooledShared(Rule):
             return []
         value = next((str(r.value) for r in group if normalize.comparable(kind, str(r.value)) == winner), spelt[winner])
         return [Change(r, value) for r in group if normalize.comparable(kind, str(r.value)) != winner]
+
+
+@rule
+class OneMarked(Rule):
+    """A set registers its 管理者 (SPEC §4 `no_admin`): of the marks a template declares as a group one
+    of which a set ticks (hint `set_needs_one`), one at least is. Where none of the item's is read
+    ticked, each read empty in a row that names someone is doubted: a typed ○ that a fax lost (a
+    thin ring in some fonts leaves nothing in its box) reads as empty as a box left so."""
+
+    name = "one_marked"
+    scope = "item"
+    evidence = "the form: a set names its 管理者"
+
+    def find(self, view: ItemView, means: Means) -> Findings:
+        groups: dict[str, list[tuple[SheetView, str, FieldReading]]] = defaultdict(list)
+        for sheet in view.sheets:
+            for path, group in sheet.links.needs_one.items():
+                reading = sheet.readings.get(path)
+                if reading is not None and reading.method == "mark":  # a text layer loses no ring
+                    groups[group].append((sheet, path, reading))
+        out = Findings()
+        for marks in groups.values():
+            if any(r.value is True for _s, _p, r in marks):
+                continue
+            for sheet, path, reading in marks:
+                row = path.rsplit(".", 1)[0]
+                if reading.value is False and any(sheet.text(p) for p in sheet.readings if p.startswith(row + ".")
+                                                  and p != path):
+                    out.doubts.append(Doubt(reading, "none_marked"))
+        return out

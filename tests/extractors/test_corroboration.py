@@ -236,3 +236,27 @@ def test_a_kana_in_two_scripts_and_a_capital_beside_a_digit_in_an_address_go_to_
     assert repair.email("Ito.ken@example.jp").note
     assert not repair.email("ozone_oshuu@minegaoka32.example.com").note
     assert not repair.email("ota@OITA.example.jp").note  # a domain's capitals are only its case
+
+
+def _mark(path: str, ticked: bool) -> FieldReading:
+    evidence = Evidence(kind="admin_mark", mark_share=0.2 if ticked else 0.001)
+    return FieldReading(path, "admin_mark", ticked, confidence(evidence), "mark", (0, 0, 1, 1), evidence=evidence)
+
+
+def test_a_set_whose_admin_marks_all_read_empty_goes_to_a_person(read_ctx) -> None:
+    links = corroboration.Links.of(read_ctx.template("staff_registration"))
+    assert links.needs_one["staff[1].admin"] == "admin" and len(links.needs_one) == 8
+
+    def sheet(*ticks: bool) -> corroboration.SheetView:
+        readings = {f"staff[{n}].admin": _mark(f"staff[{n}].admin", t) for n, t in enumerate(ticks, 1)}
+        readings |= {f"staff[{n}].name": _reading(f"staff[{n}].name", "name", "佐藤花子") for n in (1, 2)}
+        return corroboration.SheetView(readings, links)
+
+    lost = corroboration.ItemView([sheet(False, False, False)])  # two staff, a third row empty
+    corroboration.run(_rules("item", {"rule": "one_marked"}), lost, corroboration.Means())
+    marks = lost.sheets[0].readings
+    assert marks["staff[1].admin"].note == marks["staff[2].admin"].note == notes.text("none_marked")
+    assert not marks["staff[3].admin"].note  # nobody in that row
+    named = corroboration.ItemView([sheet(False, False, False), sheet(False, True, False)])  # on the next sheet
+    corroboration.run(_rules("item", {"rule": "one_marked"}), named, corroboration.Means())
+    assert not any(r.note for s in named.sheets for r in s.readings.values())
