@@ -274,6 +274,23 @@ def unheard(written: str, kana: str) -> Iterator[str]:
             yield kana[:i] + plain + kana[i + 1:]
 
 
+_MARKED = {ch: base for base in "かきくけこさしすせそたちつてとはひふへほ"
+           for ch in (base, base.translate(_VOICED), base.translate(_SEMI))}
+
+
+def marks_differ(written: str, kana: str) -> bool:
+    """Whether a voicing mark put on, taken off or changed in one place of the kana makes it read as
+    `written` (ゆすは for 柚葉, けあぶらん for ケアプラン): then the kana may be the one misread."""
+    for i, ch in enumerate(kana):
+        base = _MARKED.get(ch)
+        if base is None:
+            continue
+        for other in {base, base.translate(_VOICED), base.translate(_SEMI)} - {ch}:
+            if reads_as(written, kana[:i] + other + kana[i + 1:]):
+                return True
+    return False
+
+
 def marks_unheard(written: str, kana: str) -> bool:
     """Whether the name cannot vouch for some voicing mark or small っ of the kana (`unheard`)."""
     return any(True for _ in unheard(written, kana))

@@ -665,3 +665,20 @@ def test_pooled_readings_decide_nothing_when_they_tie_or_one_box_never_gave_the_
              [_read_as("representative_name", "name", "松本修", ("松本修", 2), ("格本修", 2))],
              [_read_as("representative_name", "name", "格本修", ("格本修", 5), ("松本修", 1))]]
     assert _item(['pooled_shared'], three) == [] and three[0][0].value == "松本修"
+
+
+def test_a_kana_every_reading_gave_surely_is_not_doubted_by_a_name_that_cannot_be_read_as_it() -> None:
+    def row(name: str, kana: str, agreement: float = 1.0) -> list[FieldReading]:
+        written, reading = _reading("staff[1].name", "name", name), _reading("staff[1].name_kana", "kana", kana)
+        reading.evidence.min_conf, reading.evidence.agreement = 0.95, agreement
+        return [written, reading]
+
+    rules = corroboration.configured(
+        {"corroboration": {"sheet": [{"rule": "name_matches_kana", "sure_conf": 0.9}]}}, "sheet")
+    misread, unsure, voicing = row("越雲結閉", "こしくも ゆいと"), row("越雲結閉", "こしくも ゆいと", 0.5), \
+        row("上吉原 柚葉", "かみよしはら ゆすは")
+    for page in (misread, unsure, voicing):
+        corroboration.run(rules, _sheet(page), corroboration.Means())
+    assert misread[0].evidence.contradicted and not misread[1].evidence.contradicted  # the name is doubted
+    assert unsure[1].evidence.contradicted  # readings of the kana disagreed
+    assert voicing[1].evidence.contradicted  # ゆずは would read as 柚葉: the kana's mark may be misread

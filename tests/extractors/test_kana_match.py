@@ -98,3 +98,9 @@ def test_a_damaged_cache_is_built_again_and_an_unwritable_one_only_costs_time(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file" / "cache"))
     built = kana_match._cached(kana_match._Index, "spellings", lambda: kana_match._Index([("か", "下")]))
     assert built.value("か") == "下"
+
+
+def test_a_kana_one_voicing_mark_from_the_name_s_reading() -> None:
+    assert kana_match.marks_differ("上吉原 柚葉", "かみよしはら ゆすは")  # ず read す
+    assert kana_match.marks_differ("そよかぜケアプランセンター", "そよかぜけあぶらんせんたー")  # ぷ read ぶ
+    assert not kana_match.marks_differ("越雲結閉", "こしくも ゆいと")  # more than a mark apart
