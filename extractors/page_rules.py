@@ -16,17 +16,7 @@ from rapidfuzz.distance import Hamming
 
 from renraku import normalize
 from renraku.extractors import glyphs, kana_match, romaji
-from renraku.extractors.corroboration import (
-    Change,
-    Doubt,
-    Findings,
-    Means,
-    Rule,
-    SheetView,
-    Verdict,
-    independent,
-    rule,
-)
+from renraku.extractors.corroboration import Change, Doubt, Findings, Means, Rule, SheetView, Verdict, independent, rule
 from renraku.extractors.fields import FieldReading
 
 
