@@ -231,7 +231,7 @@ class Batch:
             opened.append((item, digest, doc))
             loaded = [page for part in walk(doc) for page in part.loaded] if doc is not None else []
             pages += len(loaded)
-            decoded = any(page.image is not None for page in loaded)  # a scanned PDF's pages are not yet
+            decoded = any(page.image is not None for page in loaded)  # a scanned PDF's are rendered in the workers
             pixels += sum(page.pixel_bytes for page in loaded)
             self._ahead |= prepare_ahead(loaded, self.pool)
             if decoded:
