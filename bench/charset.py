@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -50,7 +49,6 @@ def model_characters(langs: frozenset[str]) -> frozenset[str]:
     return frozenset(chars)
 
 
-def beyond(text: str, chars: Iterable[str] | frozenset[str]) -> str:
+def beyond(text: str, chars: frozenset[str]) -> str:
     """The characters of `text` (spaces aside) that none of the models has, in order, once each."""
-    have = chars if isinstance(chars, frozenset) else frozenset(chars)
-    return "".join(dict.fromkeys(c for c in text if not c.isspace() and c not in have))
+    return "".join(dict.fromkeys(c for c in text if not c.isspace() and c not in chars))

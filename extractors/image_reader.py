@@ -392,20 +392,19 @@ class ImageReader:
         return bool(self.beyond_lists & {spec.hints.get("vocabulary"), *candidate.fixed.repairs}
                     and self.list_repairs.intersection(candidate.fixed.repairs))
 
-    def _as_read(self, spec: FieldSpec, candidates: tuple[Candidate, ...], listed: str) -> tuple[str, int] | None:
+    def _as_read(self, spec: FieldSpec, candidates: tuple[Candidate, ...], listed: str) -> tuple[str, bool] | None:
         """The value the crop's readings give most often as read, before any repair moved it toward a
-        list, with its count. Every reading giving it, it stands. Else, when a repair moved it toward a
-        list the world goes beyond and two readings at least give it, more than give the list's entry,
-        it is what the crop shows (事業所長 is not 事務長, 訪問リハビリテーション not 訪問看護ステー
-        ション); on other lists readings alike are one misread alike (宇都宮 read 宇都富 twice). None
-        when the list's entry stands."""
+        list, and whether every reading gave it. Every reading giving it, it stands. Else, when a repair
+        moved it toward a list the world goes beyond and two readings at least give it, more than give
+        the list's entry, it is what the crop shows (事業所長 is not 事務長, 訪問リハビリテーション not
+        訪問看護ステーション); on other lists readings alike are one misread alike (宇都宮 read 宇都富
+        twice). None when the list's entry stands."""
         kind = spec.kind
         counts: dict[str, int] = {}
         shown: dict[str, str] = {}
         beyond: set[str] = set()
-        for c in candidates:
-            if not c.reading.words:
-                continue
+        read_any = [c for c in candidates if c.reading.words]
+        for c in read_any:
             read = normalize.normalise(kind, c.fixed.unlisted or c.fixed.value)
             if not read.ok:
                 continue
@@ -420,9 +419,10 @@ class ImageReader:
         listed_key = normalize.comparable(kind, listed)
         if key == listed_key or counts[key] < 2 or counts[key] <= counts.get(listed_key, 0):
             return None
-        if key not in beyond and counts[key] < sum(counts.values()):
+        every = counts[key] == len(read_any)
+        if key not in beyond and not every:
             return None
-        return shown[key], counts[key]
+        return shown[key], every
 
     def _text(self, spec: FieldSpec, readings: list[ocr.Reading], title_ok: bool, channel: str,
               prefer: Callable[[str], bool] | None = None, first_decides: bool = False) -> FieldReading:
@@ -457,7 +457,7 @@ class ImageReader:
         note = fixed.note if best.plausible else (norm.note or notes.text("unshaped"))
         value = norm.value
         kept = self._as_read(spec, vote.candidates, norm.value) if open_field and moved else None
-        if kept is not None and kept[1] == sum(1 for c in vote.candidates if c.reading.words):
+        if kept is not None and kept[1]:
             value, note = kept[0], note or notes.text("kept_off_list")
         elif kept is not None:
             value, note = kept[0], notes.text("off_list_most")
