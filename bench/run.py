@@ -14,7 +14,8 @@ On generated sets whose truth labels each field in or out of the reader's lists 
 --values wide|mixed; every set it makes since issue 18), a second table gives field accuracy, STP
 and precision of accepted fields for each side, and the count of accepted open fields whose value
 a repair, dictionary or vote changed from what OCR read; every wrong accepted field is listed.
-`--baseline-pages 0` skips the Tesseract comparison. `--repeat N` runs each channel N times, renraku
+`--baseline-pages 0` skips the Tesseract comparison; `--keep DIR` keeps each channel's export.
+`--repeat N` runs each channel N times, renraku
 and plain Tesseract in turns, and compares the medians: one run's ratio moves by 0.3–0.5 on a
 shared machine (docs/scale.md).
 """
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -261,6 +263,8 @@ def main() -> None:
     parser.add_argument("--baseline-pages", type=int, default=12, help="image pages per channel for plain Tesseract")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of each channel, renraku and Tesseract in turns; the medians are compared")
+    parser.add_argument("--keep", type=Path, help="copy each channel's export to KEEP/SET/CHANNEL, to look at "
+                        "every field afterwards (review, confidence, note)")
     parser.add_argument("--measure-one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_one:
@@ -302,6 +306,9 @@ def main() -> None:
                         found: list[dict[str, Any]] = []
                         counts = score(channel_pages, Path(tmp) / "export", found, by_field[set_dir.name],
                                        model_chars)
+                        if args.keep:
+                            shutil.copytree(Path(tmp) / "export", args.keep / set_dir.name / channel,
+                                            dirs_exist_ok=True)
                 bases.append(_baseline_seconds(channel_pages, args.baseline_pages) if channel != "typed_pdf"
                              else (0, 0, 0))
             wrong += [{"set": set_dir.name, **w} for w in found]
