@@ -453,6 +453,7 @@ class ImageReader:
                             disputed_match=fixed.vocabulary_score < 1 and agreement < 0.5, agreement=agreement,
                             alternatives=vote.alternatives,
                             letter_gap=ocr.widest_letter_gap(reading) if kind == "email" else 0.0,
+                            digit_width=ocr.widest_digit(reading),
                             rival=reading.rival)
         note = fixed.note if best.plausible else (norm.note or notes.text("unshaped"))
         value = norm.value

@@ -124,6 +124,18 @@ def test_a_number_with_a_digit_nearly_read_as_another_goes_to_a_person(read_ctx)
     assert readings["phone"].note == notes.text("digits_rival")
 
 
+def test_a_number_with_a_digit_twice_as_wide_as_the_others_goes_to_a_person(read_ctx) -> None:
+    rule = next(r for r in corroboration.configured(read_ctx.config, "sheet") if r.name == "digits_whole")
+    readings = {path: _reading(path, kind, value) for path, kind, value in (
+        ("application_date", "date", "2025-09-02"), ("phone", "phone", "0289-95-8851"),
+        ("postal_code", "postal_code", "321-0953"), ("staff[1].email", "email", "ken7@example.jp"))}
+    for path, width in (("application_date", 2.1), ("phone", 1.1), ("postal_code", 1.0), ("staff[1].email", 3.0)):
+        readings[path].evidence.digit_width = width  # ocr.widest_digit
+    corroboration.run([rule], corroboration.SheetView(readings, corroboration.Links()), corroboration.Means())
+    assert {p for p, r in readings.items() if r.note} == {"application_date"}
+    assert readings["application_date"].note == notes.text("digit_width")
+
+
 def _text(reader: ImageReader, path: str, *texts: str) -> FieldReading:
     return reader._text(reader.specs[path], [_ocr(t) for t in texts], True, "scan")
 
