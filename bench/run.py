@@ -15,9 +15,8 @@ On generated sets whose truth labels each field in or out of the reader's lists 
 and precision of accepted fields for each side, and the count of accepted open fields whose value
 a repair, dictionary or vote changed from what OCR read; every wrong accepted field is listed.
 `--baseline-pages 0` skips the Tesseract comparison; `--keep DIR` keeps each channel's export.
-`--repeat N` runs each channel N times, renraku
-and plain Tesseract in turns, and compares the medians: one run's ratio moves by 0.3–0.5 on a
-shared machine (docs/scale.md).
+`--repeat N` runs each channel N times, renraku and plain Tesseract in turns, and compares the
+medians: one run's ratio moves by 0.3–0.5 on a shared machine (docs/scale.md).
 """
 
 from __future__ import annotations
