@@ -51,7 +51,7 @@ class Evidence:
     # values of the kind's shape the crop's readings gave and how often (pooled over sheets; no feature)
     alternatives: tuple[tuple[str, int], ...] = ()
     letter_gap: float = 0.0  # widest gap between an address's letters, in usual gaps (ocr.widest_letter_gap)
-    digit_width: float = 0.0  # widest digit of a number or date, in usual digit widths (ocr.widest_digit)
+    ink_pieces: tuple[int, ...] = ()  # heights of the pieces of ink in the crop (ink.piece_heights)
     rival: float = 0.0  # best score of another character in one place of the chosen reading (ocr.Word.rival)
     # what put the value in, if not the crop's reading as voted: a corroboration rule's name, "list"
     # (a repair toward a vocabulary list), "dictionary" (the name dictionary outvoted the readings).

@@ -86,6 +86,7 @@ class PreparedPage:
     picture_png: bytes = field(repr=False)  # the sheet as the boxes see it, for the review desk
     readings: dict[str, FieldReading] = field(default_factory=dict)
     crops: dict[str, dict[Hashable, np.ndarray]] = field(default_factory=dict, repr=False)  # by setting name
+    pieces: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)  # ink.piece_heights of each crop
 
 
 def _ways(setting: ocr.Setting, stage: Stage) -> list[tuple[ocr.Setting, tuple[str, ...]]]:
@@ -184,6 +185,7 @@ class ImageReader:
                                                             spec.box, evidence=evidence)
                 continue
             prepared.crops.setdefault(self._setting(spec.kind).name, {})[spec.path] = crop
+            prepared.pieces[spec.path] = inks.piece_heights(crop)
         title_box = inks.box_px(self.template.identity.title_box, self.dpi, rect.shape, grow_pt=4)
         prepared.crops.setdefault(self.settings["text"].name, {})[TITLE] = rect[title_box[1]:title_box[3],
                                                                               title_box[0]:title_box[2]]
@@ -200,6 +202,7 @@ class ImageReader:
             if spec.path not in readings:
                 readings[spec.path] = self._text(spec, results[spec.path], title_ok, prepared.channel,
                                                  first_decides=spec.path in confirmed_only)
+                readings[spec.path].evidence.ink_pieces = prepared.pieces.get(spec.path, ())
         view = corroboration.SheetView(readings, self.links, self._reread(readings, results, title_ok,
                                                                            prepared.channel),
                                        {s.path: s.kind for s in self.template.fields})
@@ -453,7 +456,6 @@ class ImageReader:
                             disputed_match=fixed.vocabulary_score < 1 and agreement < 0.5, agreement=agreement,
                             alternatives=vote.alternatives,
                             letter_gap=ocr.widest_letter_gap(reading) if kind == "email" else 0.0,
-                            digit_width=ocr.widest_digit(reading),
                             rival=reading.rival)
         note = fixed.note if best.plausible else (norm.note or notes.text("unshaped"))
         value = norm.value

@@ -290,25 +290,6 @@ def widest_letter_gap(reading: Reading) -> float:
     return widest / float(np.median(usual))
 
 
-def widest_digit(reading: Reading) -> float:
-    """How many times the usual width of a digit the widest digit or separator read is (0 when it
-    cannot be told). Two digits read as one leave a box of both: 2025/9/24 read 2025/9/2 by every
-    reading, its last 2 37 pixels wide beside 13–18 for the others. Each box counts only where its
-    neighbours' boxes do not reach (touching digits read right share pixels); a 1 sets no usual width
-    (a stroke in some hands), and at least three other digits are needed. Needs `symbols`."""
-    symbols = [(ch, box) for w in reading.words for ch, box in w.symbols]
-    widths = []
-    for i, (ch, (x0, _y0, x1, _y1)) in enumerate(symbols):
-        left = max(x0, symbols[i - 1][1][2]) if i else x0
-        right = min(x1, symbols[i + 1][1][0]) if i + 1 < len(symbols) else x1
-        if ch.isdigit() or ch in "/.-":
-            widths.append((ch, max(0, right - left)))
-    usual = [width for ch, width in widths if ch.isdigit() and ch != "1" and width > 0]
-    if len(usual) < 3:
-        return 0.0
-    return max(width for _ch, width in widths) / float(np.median(usual))
-
-
 @dataclass
 class Request:
     """Crops of one page read with one setting, once per variant: stacked on a canvas, or each crop

@@ -124,16 +124,33 @@ def test_a_number_with_a_digit_nearly_read_as_another_goes_to_a_person(read_ctx)
     assert readings["phone"].note == notes.text("digits_rival")
 
 
-def test_a_number_with_a_digit_twice_as_wide_as_the_others_goes_to_a_person(read_ctx) -> None:
+def test_a_number_whose_crop_holds_more_characters_than_were_read_goes_to_a_person(read_ctx) -> None:
     rule = next(r for r in corroboration.configured(read_ctx.config, "sheet") if r.name == "digits_whole")
-    readings = {path: _reading(path, kind, value) for path, kind, value in (
-        ("application_date", "date", "2025-09-02"), ("phone", "phone", "0289-95-8851"),
-        ("postal_code", "postal_code", "321-0953"), ("staff[1].email", "email", "ken7@example.jp"))}
-    for path, width in (("application_date", 2.1), ("phone", 1.1), ("postal_code", 1.0), ("staff[1].email", 3.0)):
-        readings[path].evidence.digit_width = width  # ocr.widest_digit
+    cases = {  # path: (kind, raw reading, heights of the crop's pieces of ink: ink.piece_heights)
+        "application_date": ("date", "2025/9/2", (30, 29, 30, 28, 31, 29, 31, 30, 29)),  # 2025/9/24: the 4 unread
+        "pledge_date": ("date", "2025/9/24", (30, 29, 30, 28, 31, 29, 31, 30, 29, 3, 2)),  # and two specks
+        "notice_date": ("date", "R7.5.19", (30, 29, 4, 30, 4, 28, 29)),  # dots are no characters' height
+        "phone": ("phone", "0287-67-479", (28, 27, 28, 26, 4, 27, 28, 4, 29, 27, 28, 27)),
+        "fax": ("phone", "0287-67-4798", (28, 27, 28, 26, 4, 27, 28, 4, 29, 27, 28, 27)),
+        "contact_phone": ("phone", "028-691-1051(内線523)", (28,) * 20),  # kanji: not counted
+    }
+    readings = {}
+    for path, (kind, raw, pieces) in cases.items():
+        readings[path] = _reading(path, kind, raw)
+        readings[path].raw, readings[path].evidence.ink_pieces = raw, pieces
     corroboration.run([rule], corroboration.SheetView(readings, corroboration.Links()), corroboration.Means())
-    assert {p for p, r in readings.items() if r.note} == {"application_date"}
-    assert readings["application_date"].note == notes.text("digit_width")
+    assert {p for p, r in readings.items() if r.note} == {"application_date", "phone"}
+    assert readings["application_date"].note == notes.text("digit_unread")
+
+
+def test_the_pieces_of_ink_of_a_written_number_are_its_characters() -> None:
+    from renraku.extractors import ink
+    from tests.extractors.test_ocr import _line
+
+    heights = ink.piece_heights(_line("2025/9/24"))
+    assert sum(1 for h in heights if h >= 0.6 * max(heights)) == 9
+    heights = ink.piece_heights(_line("0287-67-4798"))
+    assert sum(1 for h in heights if h >= 0.6 * max(heights)) == 10  # the hyphens are short
 
 
 def _text(reader: ImageReader, path: str, *texts: str) -> FieldReading:

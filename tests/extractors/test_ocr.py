@@ -182,24 +182,3 @@ def test_a_separator_lost_unread_leaves_a_gap_between_two_letters_of_the_address
     gaps = {k: ocr.widest_letter_gap(rs[0]) for k, rs in found.items()}
     assert gaps["lost"] > 2.5 > max(gaps["whole"], gaps["dotted"]), gaps
 
-
-def test_two_digits_read_as_one_leave_a_box_twice_as_wide() -> None:
-    from PIL import Image, ImageDraw, ImageFont
-
-    date = ocr.Setting("date", "Japanese", whitelist="0123456789年月日/.-", symbols=True)
-    font = ImageFont.truetype(glyphs.gothic_font(), 34)
-
-    def touching(overlap: float) -> np.ndarray:  # 2025/9/2 with a 4 written into the 2
-        image = Image.new("L", (420, 68), 255)
-        draw = ImageDraw.Draw(image)
-        draw.text((17, 11), "2025/9/2", font=font, fill=0)
-        draw.text((17 + draw.textlength("2025/9/2", font=font) - overlap * 34, 11), "4", font=font, fill=0)
-        return np.asarray(image)
-
-    found = ocr.read({"lost": touching(0.3), "apart": touching(0.0), "shared": touching(0.35),
-                      "kanji": _line("2025年12月24日"), "phone": _line("0282-35-0725"), "ones": _line("2011/11/11")},
-                     date)
-    widths = {k: ocr.widest_digit(rs[0]) for k, rs in found.items()}
-    assert found["lost"][0].text == "2025/9/" and widths["lost"] > 2.0, widths
-    assert found["shared"][0].text == "2025/9/24"  # boxes that overlap count once: read right, not doubted
-    assert max(v for k, v in widths.items() if k != "lost") < 1.8, widths
