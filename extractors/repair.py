@@ -401,6 +401,10 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
     # is a capital that looks like a digit anywhere before the @ (ozone_0shuu read ozone_Oshuu,
     # 5ayuha read Sayuha, 8inoe read Binoe; on six sets 2 right addresses of 21 read so)
     doubtful = _DIGIT_LOOKALIKE.search(normalize.text(text))
+    # so is a lower-case l where a 1 could stand — first or last in the name part, or beside a digit
+    # or separator (1igashira read ligashira by every reading, and accepted: a name romanised has no
+    # l, so the owner's name vouches for the letters around it and never for it)
+    doubtful = doubtful or _EDGE_L.search(normalize.text(text).strip(JUNK + " ").partition("@")[0])
     # a domain that ends in none of the top domains listed: a dot read as a hyphen before the end
     # (mail2.example-net, accepted at 0.98 on a handwritten fax) or a domain the list lacks; a person
     # looks (vocabulary.toml's top_domains may be extended)
@@ -411,5 +415,6 @@ def email(text: str, known_domains: list[str] | None = None, tops: list[str] | N
 
 
 _CAPITAL_ZERO = re.compile(r"(?<![A-Za-z])O|O(?=[0-9])")
+_EDGE_L = re.compile(r"^l|l$|(?<=[0-9._\-])l|l(?=[0-9._\-])")
 _DIGIT_LOOKALIKE = re.compile(r"(?<=[0-9])[A-Z]|[A-Z](?=[0-9])|[OISZBG](?=[^@]*@)")  # 0 1 5 2 8 6
 

@@ -159,3 +159,14 @@ def test_a_capital_o_in_an_address_is_the_digit_zero_and_a_person_looks() -> Non
     clean = repair.email("ozone_oshuu@minegaoka32.example.com", [], ["com"])  # a lower-case o is a letter
     assert clean.value == "ozone_oshuu@minegaoka32.example.com" and clean.repairs == [] and clean.note == ""
     assert repair.email("m.abe@yamayuri-hOukan.jp", [], ["jp"]).value == "m.abe@yamayuri-houkan.jp"  # between letters
+
+
+def test_a_lower_case_l_where_a_one_could_stand_goes_to_a_person() -> None:
+    lookalike = notes.text("address_lookalike")
+    for read in ("ligashira@ichou24.example.com", "tokoi.l@mail2.example.net", "rio.l5@mail2.example.net",
+                 "k_l.sato@nikko.example.org", "sumika_tokoil@post.example.org"):
+        assert repair.email(read, [], ["com", "net", "org"]).note == lookalike, read
+    # an l inside a word is a letter (no romanised name holds one; a word like clinic may), and the
+    # domain's are not looked at (mail2)
+    for read in ("yamada.clinic@mail2.example.net", "hello-care@nikko.example.org", ", m.mori@k-mobile.example.jp"):
+        assert repair.email(read, [], ["jp", "net", "org"]).note == "", read
