@@ -21,9 +21,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from renraku import normalize
 from renraku.bench.labelled import LabelledPage, load_set, same
+
+if TYPE_CHECKING:
+    from renraku.pipeline.pages import Page
+    from renraku.pipeline.read import ReadContext
 
 
 @dataclass
@@ -50,26 +55,26 @@ def gives(path: str, kind: str, texts: Iterable[str], truth: str) -> bool:
     return any(same(path, t, truth) or same(path, normalize.normalise(kind, t).value, truth) for t in texts)
 
 
-def page_ceiling(lp: LabelledPage, page: object, ctx: object, set_name: str) -> list[Ceiling]:
+def page_ceiling(lp: LabelledPage, page: Page, ctx: ReadContext, set_name: str) -> list[Ceiling]:
     from renraku.extractors import ocr
     from renraku.extractors.escalation import ocr_prepared
     from renraku.extractors.image_reader import ImageReader, vocabulary
     from renraku.pipeline.read import prepare_page
 
-    result = prepare_page(page, ctx)  # type: ignore[arg-type]
+    result = prepare_page(page, ctx)
     if result.pending is None:
         return []
-    reader = ImageReader(ctx.template(result.pending.form_id), ctx.config, vocabulary())  # type: ignore[attr-defined]
+    reader = ImageReader(ctx.template(result.pending.form_id), ctx.config, vocabulary())
     found = ocr_prepared([(reader, result.pending)])[0]
     values = {r.path: r.value for r in reader.finish(result.pending, found)}
     wanted = {p: t for p, t in lp.fields.items() if not isinstance(t, bool) and str(t).strip()}
     more: dict[str, list[str]] = defaultdict(list)
+    variants = tuple(ocr.VARIANTS) + ocr.alone(tuple(ocr.VARIANTS))
     for name, crops in result.pending.crops.items():
         crops = {k: c for k, c in crops.items() if k in wanted}
         setting = reader.settings_by_name[name]
         for lang in (setting.lang, *setting.more_langs):
             way = setting if lang == setting.lang else setting.with_lang(lang)
-            variants = tuple(ocr.VARIANTS) + ocr.alone(tuple(ocr.VARIANTS))
             for k, readings in (ocr.read(crops, way, variants) if crops else {}).items():
                 more[str(k)] += [r.text for r in readings]
     out = []

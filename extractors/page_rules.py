@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rapidfuzz.distance import Hamming
 
@@ -324,10 +324,16 @@ class DigitsUnambiguous(Rule):
     evidence = "Tesseract's scores for other characters in each place of the chosen reading"
 
     def find(self, view: SheetView, means: Means) -> Findings:
-        kinds, limit = set(self.settings.get("kinds", [])), float(self.settings.get("rival", 40))
-        return Findings(doubts=[Doubt(r, self.note) for path, r in view.readings.items()
-                                if r.kind in kinds and view.text(path) is not None and r.evidence is not None
-                                and r.evidence.rival >= limit])
+        limit = float(self.settings.get("rival", 40))
+        return Findings(doubts=[Doubt(r, self.note) for r in _numbers(view, self.settings)
+                                if r.evidence.rival >= limit])
+
+
+def _numbers(view: SheetView, settings: dict[str, Any]) -> Iterator[FieldReading]:
+    """The OCR text readings of the sheet whose kind a digits rule looks at (its `kinds`)."""
+    kinds = set(settings.get("kinds", []))
+    return (r for path, r in view.readings.items()
+            if r.kind in kinds and view.text(path) is not None and r.evidence is not None)
 
 
 @rule
@@ -344,13 +350,11 @@ class DigitsWhole(Rule):
     evidence = "the pieces of ink in the crop, counted apart from Tesseract"
 
     def find(self, view: SheetView, means: Means) -> Findings:
-        kinds, least = set(self.settings.get("kinds", [])), float(self.settings.get("least_height", 0.6))
+        least = float(self.settings.get("least_height", 0.6))
         out = Findings()
-        for path, r in view.readings.items():
-            if r.kind not in kinds or view.text(path) is None or r.evidence is None or not r.evidence.ink_pieces:
-                continue
+        for r in _numbers(view, self.settings):
             read = normalize.compact(r.raw)
-            if not read or not set(read) <= _WRITTEN_NUMBER:
+            if not r.evidence.ink_pieces or not read or not set(read) <= _WRITTEN_NUMBER:
                 continue
             tall = max(r.evidence.ink_pieces)
             pieces = sum(1 for h in r.evidence.ink_pieces if h >= least * tall)

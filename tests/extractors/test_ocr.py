@@ -181,4 +181,3 @@ def test_a_separator_lost_unread_leaves_a_gap_between_two_letters_of_the_address
                       "dotted": _line("aoi.takahashi@sano.example.org")}, email)
     gaps = {k: ocr.widest_letter_gap(rs[0]) for k, rs in found.items()}
     assert gaps["lost"] > 2.5 > max(gaps["whole"], gaps["dotted"]), gaps
-
